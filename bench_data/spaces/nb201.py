@@ -1,0 +1,279 @@
+"""NAS-Bench-201 search space (Dong & Yang, "NAS-Bench-201: Extending the Scope of
+Reproducible Neural Architecture Search", ICLR 2020; = NATS-Bench topology space TSS).
+
+The network is the benchmark's ``TinyNetwork`` (D-X-Y/AutoDL-Projects,
+``models/cell_infers/tiny_network.py``), re-written here:
+
+* stem: conv3x3(3 -> C, no bias) + BN
+* three stages of N cells at C, 2C, 4C channels, separated by a ResNet basic block with
+  stride 2 (ReLU-conv3x3/s2-BN, ReLU-conv3x3-BN, shortcut avgpool2x2 + conv1x1, no bias)
+* BN + ReLU, global average pool, linear classifier (with bias).
+
+A cell is a 4-node DAG. Node 0 is the cell input, node j (1..3) is the sum over i < j of
+``op_ij(node i)`` and node 3 is the cell output. Every edge carries one of the five ops in
+:data:`OPS`. The architecture key is the benchmark's string
+``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+
+Parameter counting: the benchmark (``count_parameters_in_MB`` in AutoDL-Projects, which
+NASWOT's ``params`` column reproduces) counts *every* ``nn.Parameter``: conv weights, the
+BN affine weight and bias (2 per channel; running statistics are buffers, not counted) and
+the classifier weight and bias. It stores the count in millions with 6 decimals, i.e.
+exactly to one parameter. :func:`count_parameters` on :meth:`NB201Space.build` reproduces
+it for all 15,625 cells.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bench_data.paths import benchmark_file
+from bench_data.spaces.base import ArchRecord, SearchSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NATS_FILE = "nb201_nats_landscape/nats_bench.csv"
+NASWOT_FILE = "nb201_naswot/arch_score_acc_derived.csv"
+
+# Dataset -> (num_classes, input side). ImageNet16-120 is 16x16 with 120 classes.
+DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16": (120, 16)}
+
+Genotype = tuple  # ((op, src),) for node 1, then node 2's pairs, then node 3's
+
+
+def parse_arch(arch: str) -> Genotype:
+    """``'|a~0|+|b~0|c~1|+...'`` -> ``(((a,0),), ((b,0),(c,1)), ...)`` (validated)."""
+    nodes = []
+    for j, node in enumerate(arch.split("+"), start=1):
+        edges = []
+        for token in filter(None, node.split("|")):
+            op, src = token.split("~")
+            if op not in OPS or not 0 <= int(src) < j:
+                raise ValueError(f"invalid NB-201 edge {token!r} into node {j} of {arch!r}")
+            edges.append((op, int(src)))
+        nodes.append(tuple(edges))
+    if len(nodes) != 3:
+        raise ValueError(f"NB-201 cells have 3 computed nodes, got {len(nodes)}: {arch!r}")
+    return tuple(nodes)
+
+
+# ---------------------------------------------------------------------------- modules
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> conv (no bias) -> BN (affine). The benchmark's pre-activation conv op."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+        super().__init__(
+            nn.ReLU(inplace=False),  # not in-place: the same node feeds several edges
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` op. ``x.mul(0.)`` as in the benchmark, so the edge stays in the graph."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def _make_op(op: str, c: int) -> nn.Module:
+    # Every cell edge is stride 1 with equal channels, so no op needs a projection.
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(c, c, 1)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(c, c, 3)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown NB-201 op {op!r}")
+
+
+class InferCell(nn.Module):
+    """One searched cell: node j = sum of op(node i) over its incoming edges."""
+
+    def __init__(self, genotype: Genotype, c: int):
+        super().__init__()
+        self.edges = nn.ModuleList()
+        self.sources: list[list[int]] = []  # per node, source node of each edge (in order)
+        for node in genotype:
+            self.sources.append([src for _, src in node])
+            self.edges.extend(_make_op(op, c) for op, _ in node)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        k = 0
+        for sources in self.sources:
+            total = None
+            for src in sources:
+                out = self.edges[k](nodes[src])
+                total = out if total is None else total + out
+                k += 1
+            nodes.append(total)
+        return nodes[-1]
+
+
+class ResNetBasicBlock(nn.Module):
+    """Stride-2 reduction block between stages (fixed, not searched)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class TinyNetwork(nn.Module):
+    """The NB-201 macro skeleton. ``forward`` returns logits only (the reference also
+    returns the pooled features)."""
+
+    def __init__(self, genotype: Genotype, num_classes: int = 10, C: int = 16, N: int = 5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        cells: list[nn.Module] = []
+        c_prev = C
+        for stage, c in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                cells.append(ResNetBasicBlock(c_prev, c))
+            cells.extend(InferCell(genotype, c) for _ in range(N))
+            c_prev = c
+        self.cells = nn.Sequential(*cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(torch.flatten(self.global_pooling(x), 1))
+
+
+# ------------------------------------------------------------------ canonical form
+def canonical_string(arch: str) -> str:
+    """A string equal for NB-201 cells that compute the same parametrised function.
+
+    Each node's value is built as a multiset of *terms* (a sum). The rules, each exact:
+
+    * ``none`` contributes nothing (x * 0 = 0), so none-edges vanish;
+    * ``skip_connect`` passes its source's terms through unchanged;
+    * ``avg_pool_3x3`` is linear, so it distributes over the sum: avg(a + b) = avg(a) +
+      avg(b); and the average of a constant map is that constant;
+    * a conv op (ReLU-conv-BN) is non-linear, so it is one term over its whole (sorted)
+      input sum. A conv whose input does not depend on x (e.g. reads a node whose edges
+      are all ``none``) outputs a per-channel constant (BN's shift): term ``b``. Any
+      number of ``b`` terms sum to one learnable constant, so they merge into one;
+    * sums are commutative: terms are sorted. Equal terms are *not* merged (conv(x) +
+      conv(x) has two independently trained, batch-normalised branches).
+
+    A cell whose output does not depend on its input makes the whole network a learnable
+    constant: all such cells share the key ``"const"``.
+
+    Difference from NB-201's own ``to_unique_str(consider_zero=True)``: that treats any op
+    on a zero node as zero, pruning conv-on-zero paths that here leave a constant ``b``.
+    The rules are sound (equal key => same function), not complete.
+    """
+    nodes: list[tuple[str, ...]] = [("x",)]
+    for node in parse_arch(arch):
+        terms: list[str] = []
+        for op, src in node:
+            value = nodes[src]
+            if op == "skip_connect":
+                terms.extend(value)
+            elif op == "avg_pool_3x3":
+                terms.extend(t if t == "b" else f"avg({t})" for t in value)
+            elif op != "none":  # conv
+                depends = any(t != "b" for t in value)
+                terms.append(f"{op[4:]}({'+'.join(value)})" if depends else "b")
+        # Constants merge into one; the rest stays a sorted multiset.
+        constant = ["b"] if "b" in terms else []
+        nodes.append(tuple(sorted(t for t in terms if t != "b")) + tuple(constant))
+    out = nodes[-1]
+    if all(t == "b" for t in out):
+        return "const"
+    return "+".join(out)
+
+
+# -------------------------------------------------------------------------- space
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 (15,625 cells). Keys are NB-201 architecture strings."""
+
+    name = "nb201"
+
+    def __init__(self, num_classes: int = 10, input_size: int = 32, C: int = 16, N: int = 5):
+        self.num_classes = num_classes
+        self.input_shape = (3, input_size, input_size)
+        self.C, self.N = C, N
+
+    @classmethod
+    def for_dataset(cls, dataset: str) -> "NB201Space":
+        """The space as trained on ``cifar10`` / ``cifar100`` / ``imagenet16`` (16x16, 120)."""
+        num_classes, side = DATASETS[dataset]
+        return cls(num_classes=num_classes, input_size=side)
+
+    def build(self, arch: str) -> nn.Module:
+        return TinyNetwork(parse_arch(arch), self.num_classes, self.C, self.N)
+
+    def canonical_key(self, arch: str) -> str:
+        return canonical_string(arch)
+
+
+def _classifier_delta(num_classes: int, C: int = 16) -> int:
+    """Extra parameters of a ``num_classes`` classifier over the CIFAR-10 one."""
+    return (4 * C + 1) * (num_classes - 10)
+
+
+def load_records(root: str | os.PathLike | None = None, dataset: str = "cifar10") -> list[ArchRecord]:
+    """All 15,625 NB-201 architectures with labels, ``index`` = NB-201 arch index.
+
+    Targets (percent, 200 epochs): ``cifar10`` (ori-test, trained on train+valid),
+    ``cifar100`` and ``imagenet16`` (x-test), all means over seeds from NATS-Bench; plus
+    from NASWOT's file ``cifar10_valid`` (CIFAR-10 validation accuracy) and ``naswot``
+    (the NASWOT score; absent for the 341 rows where it is NaN).
+
+    ``stored_params`` is NASWOT's ``params`` (millions, CIFAR-10 net) converted to an exact
+    integer count. For ``dataset`` cifar100 / imagenet16 it is that count plus the larger
+    classifier's extra (64 + 1) * (num_classes - 10) parameters, i.e. what
+    ``NB201Space.for_dataset(dataset)`` builds (derived, not stored by a file).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    delta = _classifier_delta(DATASETS[dataset][0])
+    with open(benchmark_file(NATS_FILE, root), newline="") as f:
+        nats = list(csv.DictReader(f))
+    with open(benchmark_file(NASWOT_FILE, root), newline="") as f:
+        naswot = {int(r["arch"]): r for r in csv.DictReader(f)}
+
+    records = []
+    for index, row in enumerate(nats):
+        arch = row["ArchitectureString"]
+        targets = {
+            "cifar10": float(row["CIFAR10TestAccuracy200Epochs"]),
+            "cifar100": float(row["CIFAR100TestAccuracy200Epochs"]),
+            "imagenet16": float(row["ImageNetTestAccuracy200Epochs"]),
+        }
+        params = None
+        extra = naswot.get(index)
+        if extra is not None:
+            if extra["cellstr"] != arch:  # both files are indexed by NB-201 arch index
+                raise ValueError(f"NB-201 index {index}: {extra['cellstr']!r} != {arch!r}")
+            targets["cifar10_valid"] = float(extra["valid_top1"])
+            score = float(extra["score"]) if extra["score"] else math.nan
+            if not math.isnan(score):
+                targets["naswot"] = score
+            params = round(float(extra["params"]) * 1e6) + delta
+        records.append(ArchRecord(arch=arch, targets=targets, stored_params=params, index=index))
+    return records
+
+
+__all__: Sequence[str] = [
+    "NB201Space", "TinyNetwork", "InferCell", "parse_arch", "canonical_string", "load_records", "OPS",
+]
