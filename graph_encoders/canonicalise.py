@@ -13,6 +13,7 @@ Convention (the one an eval-mode export uses, documented in README "Computation 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,11 +38,14 @@ _SHAPE_SLOTS = {
 
 def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, batch: int):
     """Run the passes and turn work nodes into ``CGNode``s plus edges ``(src, dst)`` (indices)."""
-    for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates):
+    for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _split_to_slices):
         nodes = fusion(nodes)
+    nodes = _drop_layout_noops(nodes, shapes, set(graph_outputs))
+    used = {t for node in nodes for _, t in node.inputs} | set(graph_outputs)
     for node in nodes:
         node.in_shapes = [shapes.get(t, ()) for _, t in node.inputs]
-        node.out_shapes = [shapes.get(t, ()) for t in node.outputs if t]
+        # unused outputs (an LSTM's final states, a Dropout mask) are left out: exporters differ there
+        node.out_shapes = [shapes.get(t, ()) for t in node.outputs if t in used]
 
     cg_nodes: list[CGNode] = []
     producer: dict[str, int] = {}
@@ -192,6 +196,57 @@ def _fuse_gates(nodes):
                 ):
                     mul.op_type, mul.inputs, mul.weights, mul.attributes = fused, [(0, x)], [], {}
                     dropped.update(id(n) for n in chain)
+    return [n for n in nodes if id(n) not in dropped]
+
+
+def _split_to_slices(nodes):
+    """Split into k outputs is k Slices (what the dynamo exporter writes for ``unbind``/``chunk``)."""
+    result = []
+    for node in nodes:
+        if node.op_type == "Split" and len([o for o in node.outputs if o]) > 1:
+            for out in node.outputs:
+                result.append(replace(node, op_type="Slice", outputs=[out], weights=[], extra={},
+                                      attributes={"axis": node.attributes.get("axis", 0)}))
+        else:
+            result.append(node)
+    return result
+
+
+_RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+def _drop_layout_noops(nodes, shapes, keep: set[str]):
+    """Bypass reshapes and transposes that leave the data as it was; merge chains of reshapes.
+
+    A Transpose that only moves size-1 axes, or a Reshape to the shape it had, is an exporter's
+    bookkeeping; so is the difference between Squeeze-then-Reshape and one Reshape.
+    """
+    rename: dict[str, str] = {}
+    users = _consumers(nodes)
+    producers = _producers(nodes)
+    dropped = set()
+    for node in nodes:
+        node.inputs = [(k, rename.get(t, t)) for k, t in node.inputs]
+        if len(node.inputs) != 1 or len(node.outputs) != 1 or node.outputs[0] in keep:
+            continue
+        source, target = shapes.get(node.inputs[0][1]), shapes.get(node.outputs[0])
+        if node.op_type in _RESHAPES:
+            before = producers.get(node.inputs[0][1])
+            chained = before is not None and id(before) not in dropped and before.op_type in _RESHAPES and len(
+                users.get(before.outputs[0], [])) == 1 and before.outputs[0] not in keep
+            if chained:  # fold the earlier reshape into this one
+                node.inputs = list(before.inputs)
+                dropped.add(id(before))
+                source = shapes.get(node.inputs[0][1])
+            if source is not None and source == target and 0 not in source:
+                rename[node.outputs[0]] = node.inputs[0][1]
+                dropped.add(id(node))
+        elif node.op_type == "Transpose" and source and 0 not in source:
+            perm = node.attributes.get("perm", list(reversed(range(len(source)))))
+            moved = [axis for axis in perm if source[axis] != 1]
+            if moved == sorted(moved):
+                rename[node.outputs[0]] = node.inputs[0][1]
+                dropped.add(id(node))
     return [n for n in nodes if id(n) not in dropped]
 
 

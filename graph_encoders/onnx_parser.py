@@ -94,6 +94,8 @@ def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
     graph = model.graph
     shapes = _tensor_shapes(graph)
     nodes, graph_inputs, graph_outputs = _split_static(graph, shapes, label)
+    if any(not _known(shapes.get(out)) for node in nodes for out in node.outputs[:1]):
+        shapes.update(_shapes_with_static_values(model, shapes))
     unknown = [f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in nodes if _is_unknown(n)]
     cg_nodes, edges = canonicalise(nodes, graph_inputs, graph_outputs, shapes, _batch_size(graph_inputs, shapes))
     order = canonical_order(cg_nodes, edges)
@@ -112,6 +114,59 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 - a newer opset or custom op: keep whatever shapes the file had
         return model
+
+
+def _known(shape) -> bool:
+    return shape is not None and 0 not in shape
+
+
+def _shapes_with_static_values(model: onnx.ModelProto, shapes: dict) -> dict:
+    """Second try at shapes, for files whose Reshape / Expand / Resize targets come from Shape ops
+    that ONNX data propagation cannot follow: evaluate the static subgraph on the known shapes, then
+    infer again on a weightless copy of the data path with those values as constants."""
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    opsets = {o.domain: o.version for o in model.opset_import}
+    init_types = {i.name: i.data_type for i in graph.initializer}
+    values: dict[str, np.ndarray] = {i.name: v for i in graph.initializer if (v := _small_value(i)) is not None}
+    static = set(init_types)
+    data_nodes = []
+    for node in graph.node:
+        present = [i for i in node.input if i]
+        if node.op_type in SHAPE_OPS and _known(shapes.get(node.input[0])):
+            start, end = _shape_slice(node)
+            values[node.output[0]] = np.array(shapes[node.input[0]][start:end], dtype=np.int64)
+            static.add(node.output[0])
+        elif all(i in static for i in present) and node.op_type not in SHAPE_OPS:
+            static.update(node.output)
+            if all(i in values for i in present) and node.domain in ("", "ai.onnx"):
+                try:
+                    outs = ReferenceEvaluator(node, opsets=opsets).run(None, {i: values[i] for i in present})
+                except Exception:  # noqa: BLE001 - unevaluable: that tensor stays unknown
+                    continue
+                for name, out in zip(node.output, outs):
+                    if np.size(out) <= _SMALL_VALUE_LIMIT:
+                        values[name] = np.asarray(out)
+        else:
+            data_nodes.append(node)
+    needed = {i for node in data_nodes for i in node.input if i in static}
+    initializers = [numpy_helper.from_array(values[n], n) for n in needed if n in values]
+    stubs = [
+        onnx.helper.make_tensor_value_info(n, init_types.get(n, onnx.TensorProto.FLOAT), shapes.get(n))
+        for n in needed if n not in values
+    ]
+    data_inputs = [i for i in graph.input if i.name not in static]
+    light = onnx.helper.make_model(
+        onnx.helper.make_graph(data_nodes, "shapes", [*data_inputs, *stubs], list(graph.output), initializers),
+        opset_imports=list(model.opset_import), ir_version=model.ir_version,
+    )
+    return {k: v for k, v in _tensor_shapes(_infer_shapes(light).graph).items() if _known(v)}
+
+
+def _shape_slice(node) -> tuple:
+    attrs = {a.name: a.i for a in node.attribute}
+    return attrs.get("start", 0), attrs.get("end")
 
 
 def _tensor_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:

@@ -18,14 +18,20 @@ Parameter counting: the benchmark (``count_parameters_in_MB`` in AutoDL-Projects
 NASWOT's ``params`` column reproduces) counts *every* ``nn.Parameter``: conv weights, the
 BN affine weight and bias (2 per channel; running statistics are buffers, not counted) and
 the classifier weight and bias. It stores the count in millions with 6 decimals, i.e.
-exactly to one parameter. :func:`count_parameters` on :meth:`NB201Space.build` reproduces
-it for all 15,625 cells.
+exactly to one parameter. ``count_parameters(NB201Space().build(arch))`` reproduces it
+for 15,421 of the 15,625 cells. The other 204 stored values are off by 1/3, 1/2 or 2/3 of
+one conv edge's parameters (e.g. 9,333 = 28,000 / 3 for a 1x1 edge): they are means over
+training runs whose recorded counts disagree, an artefact of the NB-201 v1.0 result files
+(NASLib's zero-cost file, which counts real networks, agrees with this module on the 11 of
+them it holds). ``stored_params`` keeps the stored value.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
+from collections import Counter
 from typing import Sequence
 
 import torch
@@ -158,48 +164,91 @@ class TinyNetwork(nn.Module):
 
 
 # ------------------------------------------------------------------ canonical form
+# A cell computes a sum of terms. Skip and avg-pool are linear and none is zero, so every
+# node value is a linear combination of "atoms": the input x and the conv edges' outputs
+# (each conv edge is its own set of parameters), possibly behind k avg-pools. Combinations
+# are Counters {(atom, k): multiplicity}. The function is the DAG of conv atoms, so the
+# canonical key is a canonical serialisation of that DAG.
+_SHORT = {"nor_conv_1x1": "1x1", "nor_conv_3x3": "3x3"}
+
+
+def _atom_dag(genotype: Genotype) -> tuple[list, Counter]:
+    """Atoms ``[(label, input_combination)]`` (atom 0 = x) and the cell output combination."""
+    atoms: list[tuple[str, tuple]] = [("x", ())]
+    nodes = [Counter({(0, 0): 1})]
+    for node in genotype:
+        value: Counter = Counter()
+        for op, src in node:
+            source = nodes[src]
+            if op == "skip_connect":
+                value.update(source)
+            elif op == "avg_pool_3x3":
+                # avg is linear; and the average of a constant map ("b") is itself.
+                value.update({(a, k + (atoms[a][0] != "b")): m for (a, k), m in source.items()})
+            elif op != "none":
+                # ReLU-conv-BN of an all-zero input is BN's per-channel shift: a learnable
+                # constant "b" (same for 1x1 and 3x3), not zero.
+                atoms.append((_SHORT[op], tuple(sorted(source.items()))) if source else ("b", ()))
+                value[(len(atoms) - 1, 0)] += 1
+        nodes.append(value)
+    return atoms, nodes[-1]
+
+
+def _terms(combination, name) -> str:
+    parts = sorted(f"{m}*" * (m > 1) + "avg(" * k + name(a) + ")" * k for (a, k), m in combination)
+    return "+".join(parts)
+
+
 def canonical_string(arch: str) -> str:
     """A string equal for NB-201 cells that compute the same parametrised function.
 
-    Each node's value is built as a multiset of *terms* (a sum). The rules, each exact:
+    Merged, each exactly: ``none`` edges (x * 0 = 0) and whatever only they feed; skip
+    edges (inlined); avg-pool, which is linear, distributed over sums; the order of terms
+    in sums; conv edges whose output never reaches the cell output; a conv reading an
+    all-zero node is a learnable constant ``b`` whatever its kernel (avg-pool of ``b`` is
+    ``b``); and a cell whose output does not depend on its input makes the whole network a
+    learnable constant: all such cells share the key ``"const"``.
 
-    * ``none`` contributes nothing (x * 0 = 0), so none-edges vanish;
-    * ``skip_connect`` passes its source's terms through unchanged;
-    * ``avg_pool_3x3`` is linear, so it distributes over the sum: avg(a + b) = avg(a) +
-      avg(b); and the average of a constant map is that constant;
-    * a conv op (ReLU-conv-BN) is non-linear, so it is one term over its whole (sorted)
-      input sum. A conv whose input does not depend on x (e.g. reads a node whose edges
-      are all ``none``) outputs a per-channel constant (BN's shift): term ``b``. Any
-      number of ``b`` terms sum to one learnable constant, so they merge into one;
-    * sums are commutative: terms are sorted. Equal terms are *not* merged (conv(x) +
-      conv(x) has two independently trained, batch-normalised branches).
+    Not merged (so the key is sound, not complete): two conv edges computing equal
+    expressions (``c0+c1``: two independently batch-normalised branches) versus one edge
+    reached by two skip paths (``2*c0``: shared parameters); sums of constants.
 
-    A cell whose output does not depend on its input makes the whole network a learnable
-    constant: all such cells share the key ``"const"``.
-
-    Difference from NB-201's own ``to_unique_str(consider_zero=True)``: that treats any op
-    on a zero node as zero, pruning conv-on-zero paths that here leave a constant ``b``.
-    The rules are sound (equal key => same function), not complete.
+    Over the 15,625 cells this gives 5,228 classes. NB-201's own ``to_unique_str`` (the
+    ``UniqueString`` column of the NATS csv, 6,466 classes) differs both ways: it does not
+    distribute avg-pool, but it conflates ``c0+c1`` with ``2*c0`` and drops ``b``.
     """
-    nodes: list[tuple[str, ...]] = [("x",)]
-    for node in parse_arch(arch):
-        terms: list[str] = []
-        for op, src in node:
-            value = nodes[src]
-            if op == "skip_connect":
-                terms.extend(value)
-            elif op == "avg_pool_3x3":
-                terms.extend(t if t == "b" else f"avg({t})" for t in value)
-            elif op != "none":  # conv
-                depends = any(t != "b" for t in value)
-                terms.append(f"{op[4:]}({'+'.join(value)})" if depends else "b")
-        # Constants merge into one; the rest stays a sorted multiset.
-        constant = ["b"] if "b" in terms else []
-        nodes.append(tuple(sorted(t for t in terms if t != "b")) + tuple(constant))
-    out = nodes[-1]
-    if all(t == "b" for t in out):
+    atoms, output = _atom_dag(parse_arch(arch))
+    # Keep the atoms the output reads (directly or through other atoms).
+    live, stack = set(), [a for a, _ in output]
+    while stack:
+        a = stack.pop()
+        if a not in live:
+            live.add(a)
+            stack.extend(b for (b, _), _m in atoms[a][1])
+    if 0 not in live:
         return "const"
-    return "+".join(out)
+
+    # An isomorphism-invariant name per atom (its unfolded expression tree) ...
+    tree: dict[int, str] = {}
+    for a in sorted(live):  # atoms are created in topological order
+        label, inputs = atoms[a]
+        tree[a] = label if not inputs else f"{label}({_terms(inputs, tree.__getitem__)})"
+    # ... orders the atoms up to ties between equal trees (distinct edges computing equal
+    # expressions). Sharing can tell tied atoms apart, so try every order of each tie group
+    # and keep the smallest serialisation: a canonical form of the atom DAG.
+    groups: dict[str, list[int]] = {}
+    for a in sorted(live - {0}, key=lambda a: (tree[a].count("("), tree[a])):
+        groups.setdefault(tree[a], []).append(a)
+    best = None
+    for orders in itertools.product(*(itertools.permutations(g) for g in groups.values())):
+        ids = {a: f"c{i}" for i, a in enumerate(a for order in orders for a in order)}
+        ids[0] = "x"
+        name = ids.__getitem__
+        lines = [f"{ids[a]}={atoms[a][0]}" + (f"({_terms(atoms[a][1], name)})" if atoms[a][1] else "")
+                 for order in orders for a in order]
+        key = ";".join(lines + [_terms(output.items(), name)])
+        best = key if best is None or key < best else best
+    return best
 
 
 # -------------------------------------------------------------------------- space
