@@ -38,7 +38,7 @@ _SHAPE_SLOTS = {
 
 def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, batch: int):
     """Run the passes and turn work nodes into ``CGNode``s plus edges ``(src, dst)`` (indices)."""
-    for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _split_to_slices):
+    for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _fuse_layernorm, _split_to_slices):
         nodes = fusion(nodes)
     nodes = _drop_layout_noops(nodes, shapes, set(graph_outputs))
     used = {t for node in nodes for _, t in node.inputs} | set(graph_outputs)
@@ -199,6 +199,43 @@ def _fuse_gates(nodes):
     return [n for n in nodes if id(n) not in dropped]
 
 
+def _fuse_layernorm(nodes):
+    """LayerNorm written out (opsets before 17): mean, centre, variance, sqrt, divide, scale, shift."""
+    users, dropped = _consumers(nodes), set()
+
+    def only(node, *ops):
+        nxt = _sole_consumer(users, node)
+        return nxt if nxt is not None and nxt.op_type in ops else None
+
+    for mean in nodes:
+        if mean.op_type != "ReduceMean" or len(mean.inputs) != 1:
+            continue
+        x = mean.inputs[0][1]
+        centred = only(mean, "Sub")
+        if centred is None or sorted(t for _, t in centred.inputs) != sorted([x, mean.outputs[0]]):
+            continue
+        branches = {n.op_type: n for n in users.get(centred.outputs[0], [])}
+        square, divide = branches.get("Pow"), branches.get("Div")
+        if len(branches) != 2 or square is None or divide is None:
+            continue
+        variance = only(square, "ReduceMean")
+        plus_eps = variance and only(variance, "Add")
+        root = plus_eps and only(plus_eps, "Sqrt")
+        if root is None or only(root, "Div") is not divide:
+            continue
+        chain, last, weights = [mean, centred, square, variance, plus_eps, root, divide], divide, []
+        for op, slot in (("Mul", 1), ("Add", 2)):
+            affine = only(last, op)
+            if affine is None or len(affine.inputs) != 1 or len(affine.weights) != 1:
+                break
+            weights.append(replace(affine.weights[0], slot=slot))
+            chain.append(affine)
+            last = affine
+        last.op_type, last.inputs, last.weights, last.attributes = "LayerNormalization", [(0, x)], weights, {}
+        dropped.update(id(n) for n in chain if n is not last)
+    return [n for n in nodes if id(n) not in dropped]
+
+
 def _split_to_slices(nodes):
     """Split into k outputs is k Slices (what the dynamo exporter writes for ``unbind``/``chunk``)."""
     result = []
@@ -280,11 +317,11 @@ def _to_cg_node(node: "WorkNode", batch: int) -> CGNode:
     elif node.op_type == "Resize":
         attrs = {"mode": str(node.attributes.get("mode", b"nearest"), "utf-8")
                  if isinstance(node.attributes.get("mode", b""), bytes) else node.attributes.get("mode", "nearest")}
-    if node.op_type in ("Concat", "Softmax", "LogSoftmax", "Split", "Gather", "Transpose"):
-        for key in ("axis", "perm"):
-            if key in node.attributes:
-                value = node.attributes[key]
-                attrs[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if "perm" in node.attributes:
+        attrs["perm"] = tuple(node.attributes["perm"])
+    if "axis" in node.attributes and node.op_type in ("Concat", "Softmax", "LogSoftmax", "Gather"):
+        rank = len(out if node.op_type == "Concat" else inp) or 1
+        attrs["axis"] = int(node.attributes["axis"]) % rank  # -1 and 3 are the same axis of a 4-D tensor
     return CGNode(
         category=category,
         op_type=node.op_type if not node.domain else f"{node.domain}::{node.op_type}",
@@ -298,7 +335,8 @@ def _to_cg_node(node: "WorkNode", batch: int) -> CGNode:
 
 
 def _numel(shape) -> int:
-    return int(np.prod([max(d, 1) for d in shape[1:]])) if shape else 0  # per sample: drop dim 0
+    """Elements of a tensor (unknown dims as 1); callers divide by the batch for per-sample counts."""
+    return int(np.prod([max(d, 1) for d in shape])) if shape else 0
 
 
 def _conv(node, inp, out):
@@ -348,12 +386,11 @@ def _recurrent(node, inp):
 
 
 def _is_global_spatial(node, inp) -> bool:
-    axes = node.attributes.get("axes")
-    if axes is None and node.weight(1) is not None and node.weight(1).value is not None:
-        axes = node.weight(1).value.tolist()
-    if axes is None or len(inp) != 4:
+    """A mean over both spatial axes of an NCHW tensor, judged by shapes (the axes may be external data)."""
+    out = node.out_shapes[0] if node.out_shapes else ()
+    if len(inp) != 4 or 0 in inp or (inp[2], inp[3]) == (1, 1):
         return False
-    return sorted(a % 4 for a in axes) == [2, 3]
+    return tuple(out) in ((inp[0], inp[1], 1, 1), (inp[0], inp[1]))
 
 
 def _clip_bounds(node) -> tuple:
