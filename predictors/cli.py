@@ -4,7 +4,10 @@
 
 Heavy libraries (torch, torch-geometric) are imported only by the subcommands that need them, so
 the command starts fast. Every input is answered: a file that fails gets a one-line error naming it
-on stderr, the others are still processed, and the exit code is 1.
+on stderr and the others are still processed.
+
+Exit codes: 0 all converted; 1 some input failed; 3 all converted, but some contain operators the
+vocabulary does not know (they are nodes of category ``other``, named on stderr).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("convert",)
+EXIT_UNKNOWN_OPS = 3
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -43,7 +46,7 @@ def convert(argv: list[str]) -> int:
     from graph_encoders import ModelLoadError, onnx_to_cg
 
     several = len(args.models) > 1
-    failed = 0
+    failed = unknown = 0
     for model in args.models:
         try:
             cg = onnx_to_cg(model)
@@ -52,11 +55,15 @@ def convert(argv: list[str]) -> int:
             failed += 1
             continue
         print(cg.summary())
+        if cg.unknown_ops:
+            unknown += 1
+            ops = ", ".join(sorted(set(cg.unknown_ops)))
+            print(f"warning: {model}: unknown operators kept as category 'other': {ops}", file=sys.stderr)
         if (json_path := _destination(args.out, model, several, ".cg.json")) is not None:
             cg.save_json(json_path)
         if (graphml_path := _destination(args.graphml, model, several, ".graphml")) is not None:
             cg.write_graphml(graphml_path)
-    return 1 if failed else 0
+    return 1 if failed else (EXIT_UNKNOWN_OPS if unknown else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
