@@ -12,6 +12,7 @@ Convention (the one an eval-mode export uses, documented in README "Computation 
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -121,7 +122,7 @@ def _fuse_linear(nodes):
         add = _sole_consumer(users, node)
         if add is None or add.op_type != "Add" or len(add.inputs) != 1 or len(add.weights) != 1:
             continue
-        if int(np.prod(add.weights[0].shape or (1,))) != node.extra["weight_shape"][0]:
+        if math.prod(add.weights[0].shape or (1,)) != node.extra["weight_shape"][0]:
             continue
         node.weights.append(add.weights[0])
         node.extra["bias"] = True
@@ -336,7 +337,7 @@ def _to_cg_node(node: "WorkNode", batch: int) -> CGNode:
 
 def _numel(shape) -> int:
     """Elements of a tensor (unknown dims as 1); callers divide by the batch for per-sample counts."""
-    return int(np.prod([max(d, 1) for d in shape])) if shape else 0
+    return math.prod(max(d, 1) for d in shape) if shape else 0
 
 
 def _conv(node, inp, out):
@@ -350,7 +351,7 @@ def _conv(node, inp, out):
     category = "conv_transpose" if node.op_type == "ConvTranspose" else "conv"
     if category == "conv" and groups > 1:
         category = "depthwise_conv" if groups == c_in and weight and weight[1] == 1 else "grouped_conv"
-    kernel_volume = int(np.prod(weight[2:])) if weight else 0
+    kernel_volume = math.prod(weight[2:]) if weight else 0
     if node.op_type == "Conv":
         macs = _numel(out) * (weight[1] if weight else 0) * kernel_volume
     else:  # each input element is scattered through C_out/groups kernels

@@ -15,6 +15,9 @@ import onnx
 from google.protobuf.message import DecodeError
 
 
+SHAPES_INFERRED = "cgpredict.shapes_inferred"  # marks a model whose shapes the loader already inferred
+
+
 class ModelLoadError(ValueError):
     """The input is not a usable ONNX model; ``str(err)`` is ``"<file>: <problem>"``."""
 
@@ -66,8 +69,20 @@ def _load_path(path: Path) -> onnx.ModelProto:
 
 
 def _parse_bytes(data: bytes, name: str) -> onnx.ModelProto:
+    """Parse a serialised model, with shapes inferred when possible.
+
+    Inference runs on the bytes as they are (ONNX's C++ side parses them itself), which saves the
+    serialise-and-parse round trip that ``infer_shapes(onnx.load(path))`` pays.
+    """
     if not data:
         raise ModelLoadError(name, "empty input")
+    try:
+        model = onnx.shape_inference.infer_shapes(data, data_prop=True)
+        if model.ir_version > 0 and model.HasField("graph"):
+            model.metadata_props.add(key=SHAPES_INFERRED, value="1")
+            return model
+    except Exception:  # noqa: BLE001 - not parseable, or inference failed: find out which below
+        pass
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)

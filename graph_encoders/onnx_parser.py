@@ -17,6 +17,7 @@ The pipeline, one function each:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from onnx import numpy_helper
 
 from .canonicalise import canonicalise
 from .cg import CGNode, ComputationGraph
-from .onnx_loading import ModelLoadError, describe, load_model
+from .onnx_loading import SHAPES_INFERRED, ModelLoadError, describe, load_model
 from .ordering import canonical_order
 
 PASS_THROUGH_OPS = {"Identity", "Dropout"}
@@ -51,7 +52,14 @@ class Weight:
     slot: int
     shape: tuple[int, ...]
     roots: frozenset[tuple[str, int]]  # (parameter tensor name, its element count)
-    value: np.ndarray | None = None
+    source: onnx.TensorProto | np.ndarray | None = None  # decoded only when a pass asks for the value
+
+    @property
+    def value(self) -> np.ndarray | None:
+        """The tensor's value if it is small (bounds, scalars, axes); never a weight's bytes."""
+        if isinstance(self.source, onnx.TensorProto):
+            return _small_value(self.source)
+        return self.source
 
 
 @dataclass
@@ -110,6 +118,8 @@ def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    if any(p.key == SHAPES_INFERRED for p in model.metadata_props):
+        return model
     try:
         return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # noqa: BLE001 - a newer opset or custom op: keep whatever shapes the file had
@@ -129,7 +139,8 @@ def _shapes_with_static_values(model: onnx.ModelProto, shapes: dict) -> dict:
     graph = model.graph
     opsets = {o.domain: o.version for o in model.opset_import}
     init_types = {i.name: i.data_type for i in graph.initializer}
-    values: dict[str, np.ndarray] = {i.name: v for i in graph.initializer if (v := _small_value(i)) is not None}
+    values: dict[str, np.ndarray | None] = {i.name: v for i in graph.initializer if (v := _small_value(i)) is not None}
+    values[""] = None
     static = set(init_types)
     data_nodes = []
     for node in graph.node:
@@ -141,8 +152,11 @@ def _shapes_with_static_values(model: onnx.ModelProto, shapes: dict) -> dict:
         elif all(i in static for i in present) and node.op_type not in SHAPE_OPS:
             static.update(node.output)
             if all(i in values for i in present) and node.domain in ("", "ai.onnx"):
+                inputs = [values[i] for i in node.input]  # '' (absent optional input) maps to None
                 try:
-                    outs = ReferenceEvaluator(node, opsets=opsets).run(None, {i: values[i] for i in present})
+                    outs = _evaluate_shape_op(node, inputs)
+                    if outs is None:  # not a common shape op: ONNX's reference implementation
+                        outs = ReferenceEvaluator(node, opsets=opsets).run(None, {i: values[i] for i in present})
                 except Exception:  # noqa: BLE001 - unevaluable: that tensor stays unknown
                     continue
                 for name, out in zip(node.output, outs):
@@ -162,6 +176,36 @@ def _shapes_with_static_values(model: onnx.ModelProto, shapes: dict) -> dict:
         opset_imports=list(model.opset_import), ir_version=model.ir_version,
     )
     return {k: v for k, v in _tensor_shapes(_infer_shapes(light).graph).items() if _known(v)}
+
+
+def _evaluate_shape_op(node: onnx.NodeProto, inputs: list) -> list | None:
+    """Numpy for the ops shape subgraphs are made of (the reference evaluator costs ~1 ms a node)."""
+    op = node.op_type
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if op in ("Unsqueeze", "Squeeze") and len(inputs) > 1 and inputs[1] is not None:
+        axes = [int(a) for a in np.atleast_1d(inputs[1])]
+    else:
+        axes = attrs.get("axes")
+    if op == "Unsqueeze" and axes is not None:
+        out = np.asarray(inputs[0])
+        for axis in sorted(a % (out.ndim + len(axes)) for a in axes):
+            out = np.expand_dims(out, axis)
+        return [out]
+    if op == "Squeeze":
+        return [np.squeeze(inputs[0], axis=tuple(axes) if axes is not None else None)]
+    if op == "Gather":
+        return [np.take(inputs[0], inputs[1], axis=attrs.get("axis", 0))]
+    if op == "Concat":
+        return [np.concatenate([np.atleast_1d(v) for v in inputs], axis=attrs.get("axis", 0))]
+    if op == "Cast":
+        return [np.asarray(inputs[0]).astype(onnx.helper.tensor_dtype_to_np_dtype(attrs["to"]))]
+    binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Equal": np.equal}
+    if op in binary:
+        return [binary[op](inputs[0], inputs[1])]
+    if op == "Div":
+        a, b = np.asarray(inputs[0]), np.asarray(inputs[1])
+        return [a // b if a.dtype.kind in "iu" else a / b]
+    return None
 
 
 def _shape_slice(node) -> tuple:
@@ -191,8 +235,7 @@ def _batch_size(graph_inputs: list[str], shapes: dict) -> int:
 
 
 def _small_value(tensor: onnx.TensorProto) -> np.ndarray | None:
-    size = int(np.prod(tensor.dims)) if tensor.dims else 1
-    if size > _SMALL_VALUE_LIMIT or tensor.data_location == onnx.TensorProto.EXTERNAL:
+    if _numel(tensor) > _SMALL_VALUE_LIMIT or tensor.data_location == onnx.TensorProto.EXTERNAL:
         return None
     try:
         return numpy_helper.to_array(tensor)
@@ -201,7 +244,7 @@ def _small_value(tensor: onnx.TensorProto) -> np.ndarray | None:
 
 
 def _numel(tensor: onnx.TensorProto) -> int:
-    return int(np.prod(tensor.dims)) if tensor.dims else 1
+    return math.prod(tensor.dims)
 
 
 def _is_param_tensor(tensor: onnx.TensorProto) -> bool:
@@ -212,15 +255,15 @@ def _is_param_tensor(tensor: onnx.TensorProto) -> bool:
 def _split_static(graph: onnx.GraphProto, shapes: dict, label: str):
     """Fold every static computation; return the dynamic nodes, graph input and output names."""
     roots: dict[str, frozenset[str]] = {}
-    values: dict[str, np.ndarray | None] = {}
+    values: dict[str, onnx.TensorProto | np.ndarray | None] = {}  # static tensors' (lazy) values
     for init in graph.initializer:
         roots[init.name] = frozenset({(init.name, _numel(init))}) if _is_param_tensor(init) else frozenset()
-        values[init.name] = _small_value(init)
+        values[init.name] = init
 
     weight_inputs = _weight_only_inputs(graph, set(roots))
     for info in graph.input:
         if info.name in weight_inputs:
-            roots[info.name] = frozenset({(info.name, int(np.prod(shapes.get(info.name, (0,)))))})
+            roots[info.name] = frozenset({(info.name, math.prod(shapes.get(info.name, (0,))))})
             values[info.name] = None
     graph_inputs = [i.name for i in graph.input if i.name not in roots]
     if not graph_inputs:
@@ -268,7 +311,7 @@ def _fold_static(node: onnx.NodeProto, inputs: list[str], roots: dict, values: d
     if node.op_type == "Constant":
         for attr in node.attribute:
             if attr.name == "value":
-                value = _small_value(attr.t)
+                value = attr.t
                 if _is_param_tensor(attr.t):
                     derived = frozenset({(node.output[0], _numel(attr.t))})
             elif attr.name in ("value_float", "value_int"):
@@ -284,6 +327,9 @@ def _fold_static(node: onnx.NodeProto, inputs: list[str], roots: dict, values: d
 
 def _weight_only_inputs(graph: onnx.GraphProto, initialised: set[str]) -> set[str]:
     """Graph inputs without initializer that are used only in weight slots (old-style exports)."""
+    candidates = [i.name for i in graph.input if i.name not in initialised]
+    if len(candidates) <= 1:  # the usual case: one data input, weights as initializers
+        return set()
     uses: dict[str, list[bool]] = {}
     for node in graph.node:
         slots = WEIGHT_SLOTS.get(node.op_type, set())
