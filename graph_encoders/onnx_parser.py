@@ -98,9 +98,11 @@ def onnx_to_cg(source: Any, example_input: Any = None, *, name: str | None = Non
 
 
 def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
-    model = _infer_shapes(model)
+    shapes = _tensor_shapes(model.graph)
+    if not all(_known(shapes.get(out)) for node in model.graph.node for out in node.output if out):
+        model = _infer_shapes(model)  # skipped when the file declares every shape (dynamo, bench_data)
+        shapes = _tensor_shapes(model.graph)
     graph = model.graph
-    shapes = _tensor_shapes(graph)
     nodes, graph_inputs, graph_outputs = _split_static(graph, shapes, label)
     if any(not _known(shapes.get(out)) for node in nodes for out in node.outputs[:1]):
         shapes.update(_shapes_with_static_values(model, shapes))

@@ -36,6 +36,27 @@ class SearchSpace(ABC):
     def example_input(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros(batch, *self.input_shape)
 
+    def to_onnx(self, arch: Any):
+        """The network as an ONNX ``ModelProto``.
+
+        Default: trace :meth:`build` with the legacy exporter (~0.3 s). Spaces with thousands of
+        labelled networks override this with a direct emitter (:mod:`bench_data.onnx_builder`)
+        whose CGs the tests prove identical to the traced ones.
+        """
+        from graph_encoders import export_torch
+
+        return export_torch(self.build(arch).eval(), self.example_input())
+
+    def to_cg(self, arch: Any):
+        """The network's computation graph, through the same parser a user's file takes."""
+        from graph_encoders import onnx_to_cg
+
+        return onnx_to_cg(self.to_onnx(arch), name=f"{self.name}:{arch}")
+
+    def export_onnx(self, arch: Any):
+        """Always the traced export (what :meth:`to_onnx` must agree with)."""
+        return SearchSpace.to_onnx(self, arch)
+
 
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters, each shared tensor counted once (what the benchmarks store)."""
