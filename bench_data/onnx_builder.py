@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 OPSET = 17
+_VIEW_OPS = ("Slice", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze")
 
 
 class OnnxBuilder:
@@ -31,7 +32,7 @@ class OnnxBuilder:
         self._ids = itertools.count()
         self._offset = 0
         self._computed: dict[tuple, str] = {}
-        self._scalars: dict[float, str] = {}
+        self._constants: dict[tuple, str] = {}  # one initializer per constant value, so CSE sees equal inputs
 
     # ------------------------------------------------------------------ plumbing
     def _tensor(self, prefix: str) -> str:
@@ -52,17 +53,19 @@ class OnnxBuilder:
         return name
 
     def _scalar(self, value: float) -> str:
-        if value not in self._scalars:
+        key = ("float", value)
+        if key not in self._constants:
             name = self._tensor("c")
             self.initializers.append(helper.make_tensor(name, TensorProto.FLOAT, [], [value]))
-            self._scalars[value] = name
-        return self._scalars[value]
+            self._constants[key] = name
+        return self._constants[key]
 
     def _node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs) -> str:
         # Common-subexpression elimination, as the torch exporters do: the same op on the same
         # tensors (two ReLUs of one tensor, two ``none`` edges from one node) is computed once.
+        # Like torch's CSE, views (Slice) are never merged.
         key = (op, tuple(inputs), tuple(sorted((k, str(v)) for k, v in attrs.items())))
-        if key in self._computed:
+        if key in self._computed and op not in _VIEW_OPS:
             return self._computed[key]
         out = self._tensor(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
@@ -119,6 +122,27 @@ class OnnxBuilder:
     def global_avg_pool(self, x: str) -> str:
         n, c = self.shapes[x][:2]
         return self._node("GlobalAveragePool", [x], (n, c, 1, 1))
+
+    def _ints(self, values: list[int]) -> str:
+        key = ("ints", *values)
+        if key not in self._constants:
+            name = self._tensor("i")
+            self.initializers.append(helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def slice_channels(self, x: str, channels: int) -> str:
+        """``x[:, :channels]``; nothing when that is all of ``x`` (the exporters drop such slices)."""
+        n, c, *rest = self.shapes[x]
+        if channels == c:
+            return x
+        inputs = [x, self._ints([0]), self._ints([channels]), self._ints([1]), self._ints([1])]
+        return self._node("Slice", inputs, (n, channels, *rest))
+
+    def mean_spatial(self, x: str) -> str:
+        """``x.mean(dim=(2, 3))``: ReduceMean without kept dims."""
+        n, c = self.shapes[x][:2]
+        return self._node("ReduceMean", [x], (n, c), axes=[2, 3], keepdims=0)
 
     def flatten(self, x: str) -> str:
         n, *rest = self.shapes[x]

@@ -42,6 +42,7 @@ def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, b
     for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _fuse_layernorm, _split_to_slices):
         nodes = fusion(nodes)
     nodes = _drop_layout_noops(nodes, shapes, set(graph_outputs))
+    nodes = _merge_common_subexpressions(nodes, set(graph_outputs))
     used = {t for node in nodes for _, t in node.inputs} | set(graph_outputs)
     for node in nodes:
         node.in_shapes = [shapes.get(t, ()) for _, t in node.inputs]
@@ -242,9 +243,10 @@ def _split_to_slices(nodes):
     result = []
     for node in nodes:
         if node.op_type == "Split" and len([o for o in node.outputs if o]) > 1:
-            for out in node.outputs:
+            for part, out in enumerate(node.outputs):
+                # ``part`` keeps the slices apart: they read one tensor with equal attributes otherwise
                 result.append(replace(node, op_type="Slice", outputs=[out], weights=[], extra={},
-                                      attributes={"axis": node.attributes.get("axis", 0)}))
+                                      attributes={"axis": node.attributes.get("axis", 0), "part": part}))
         else:
             result.append(node)
     return result
@@ -279,6 +281,11 @@ def _drop_layout_noops(nodes, shapes, keep: set[str]):
             if source is not None and source == target and 0 not in source:
                 rename[node.outputs[0]] = node.inputs[0][1]
                 dropped.add(id(node))
+        elif node.op_type == "Slice" and source is not None and source == target and 0 not in source:
+            steps = node.weight(4)
+            if steps is None or (steps.value is not None and all(int(v) == 1 for v in steps.value.ravel())):
+                rename[node.outputs[0]] = node.inputs[0][1]  # a full slice: x[:, :C] of a C-channel x
+                dropped.add(id(node))
         elif node.op_type == "Transpose" and source and 0 not in source:
             perm = node.attributes.get("perm", list(reversed(range(len(source)))))
             moved = [axis for axis in perm if source[axis] != 1]
@@ -286,6 +293,36 @@ def _drop_layout_noops(nodes, shapes, keep: set[str]):
                 rename[node.outputs[0]] = node.inputs[0][1]
                 dropped.add(id(node))
     return [n for n in nodes if id(n) not in dropped]
+
+
+def _merge_common_subexpressions(nodes, keep: set[str]):
+    """One node for one computation: the same parameter-free op on the same tensors is merged.
+
+    Exporters differ in which duplicates they merge (torch merges two ReLUs of one tensor but not
+    two slices, and does it before dropping no-op slices), so the CG merges all of them itself.
+    Nodes with learned parameters are never merged: two convs of one tensor are two convs.
+    """
+    rename: dict[str, str] = {}
+    seen: dict[tuple, "WorkNode"] = {}
+    result = []
+    for node in nodes:
+        node.inputs = [(k, rename.get(t, t)) for k, t in node.inputs]
+        key = None
+        if not any(w.roots for w in node.weights) and not keep.intersection(node.outputs):
+            constants = tuple((w.slot, w.shape, _frozen(w.value)) for w in node.weights)
+            attrs = tuple(sorted((k, repr(v)) for k, v in node.attributes.items()))
+            key = (node.op_type, node.domain, tuple(node.inputs), constants, attrs, len(node.outputs))
+        if key is not None and key in seen:
+            rename.update(zip(node.outputs, seen[key].outputs))
+            continue
+        if key is not None:
+            seen[key] = node
+        result.append(node)
+    return result
+
+
+def _frozen(value):
+    return None if value is None else (value.dtype.str, value.shape, value.tobytes())
 
 
 # --------------------------------------------------------------------------- attributes and costs

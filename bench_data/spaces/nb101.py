@@ -22,7 +22,9 @@ variables: conv kernels (``use_bias=False``: no conv biases), BN beta *and* gamm
 (``tf.layers.batch_normalization`` defaults center=scale=True; moving statistics are not
 trainable) and the dense kernel and bias. That is exactly torch's trainable parameters of
 this module (conv bias=False, BN affine), so ``count_parameters`` matches the stored
-``params`` to the last parameter.
+``params`` to the last parameter, for all 30,001 labelled archs, *provided the cell is
+encoded as NB-101 trained it* (:func:`official_encoding`): the channel split depends on
+vertex order, so isomorphic encodings (same hash) can differ in parameter count.
 
 The architecture key is ``(matrix, ops)`` as tuples; :func:`nb101_hash` is the benchmark's
 own isomorphism-invariant module hash (the key of its dataset).
@@ -102,6 +104,42 @@ def nb101_hash(matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> str:
             for v in range(n)
         ]
     return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
+
+
+def official_encoding(matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> Arch:
+    """The encoding of this (pruned) cell that NB-101 actually trained.
+
+    ``generate_graphs.py`` enumerates bitmasks (``bits``: edge u->v is bit u + v(v-1)/2) in
+    increasing order and, within one, op labellings in lexicographic order, keeping the
+    first encoding met per hash. So the trained encoding is the relabelling of the
+    interior vertices (keeping the matrix upper triangular) with the smallest (bits,
+    labels). It matters: the channel split gives the +1 channels to the lowest-numbered
+    vertices feeding the output, so isomorphic encodings can differ in parameter count.
+    """
+    matrix, ops = prune(matrix, ops)
+    n = len(ops)
+    edges = [(u, v) for u in range(n) for v in range(u + 1, n) if matrix[u][v]]
+    preds = [{u for u in range(1, v) if matrix[u][v]} for v in range(n)]
+    labels = [CANONICAL_OPS.index(op) for op in ops[1:-1]]
+    best_key, best_order = None, None
+
+    def extend(order: list[int]) -> None:  # all topological orders of the interior
+        nonlocal best_key, best_order
+        if len(order) == n - 2:
+            pos = {v: i for i, v in enumerate((0, *order, n - 1))}
+            key = (sum(1 << (pos[u] + pos[v] * (pos[v] - 1) // 2) for u, v in edges),
+                   [labels[v - 1] for v in order])
+            if best_key is None or key < best_key:
+                best_key, best_order = key, tuple(order)
+            return
+        for v in range(1, n - 1):
+            if v not in order and preds[v].issubset(order):
+                extend(order + [v])
+
+    extend([])
+    perm = (0, *best_order, n - 1)  # new position -> old vertex
+    return (tuple(tuple(matrix[perm[i]][perm[j]] for j in range(n)) for i in range(n)),
+            tuple(ops[v] for v in perm))
 
 
 def compute_vertex_channels(c_in: int, c_out: int, matrix: Sequence[Sequence[int]]) -> list[int]:
@@ -222,12 +260,24 @@ class NB101Space(SearchSpace):
         matrix, ops = prune(*arch)  # the benchmark builds the pruned spec
         return NB101Network(matrix, ops, self.num_classes)
 
+    def to_onnx(self, arch: Arch):
+        """Written directly (:mod:`bench_data.emitters.nb101`); tests prove the CG equals the traced one."""
+        from bench_data.emitters.nb101 import emit
+
+        return emit(*prune(*arch), num_classes=self.num_classes)
+
     def canonical_key(self, arch: Arch) -> str:
+        """NB-101's module hash. Equal for isomorphic encodings, which may still build with
+        different channel splits; :func:`official_encoding` gives the trained one."""
         return nb101_hash(*arch)
 
 
 def load_records(root: str | os.PathLike | None = None) -> list[ArchRecord]:
     """The 30,001 decoded NB-101 architectures (``index`` = position in the file).
+
+    ``arch`` is :func:`official_encoding` of the file's matrix: the decoder kept another
+    isomorphic encoding for 808 archs, and for 527 of them that one has a different
+    channel split and parameter count from the network NB-101 trained.
 
     Targets: ``val_acc_4`` / ``_12`` / ``_36`` / ``_108`` (validation accuracy, percent,
     after that many epochs; one training run) and ``train_time_108`` (seconds).
@@ -240,7 +290,7 @@ def load_records(root: str | os.PathLike | None = None) -> list[ArchRecord]:
         targets = {f"val_acc_{e}": 100.0 * row[f"val_acc_{e}"] for e in (4, 12, 36, 108)}
         targets["train_time_108"] = row["train_time_108"]
         records.append(ArchRecord(
-            arch=make_arch(row["matrix"], row["ops"]),
+            arch=official_encoding(row["matrix"], row["ops"]),
             targets=targets,
             stored_params=row["params"],
             index=index,
@@ -249,6 +299,6 @@ def load_records(root: str | os.PathLike | None = None) -> list[ArchRecord]:
 
 
 __all__: Sequence[str] = [
-    "NB101Space", "NB101Network", "Cell", "nb101_hash", "prune", "make_arch",
+    "NB101Space", "NB101Network", "Cell", "nb101_hash", "prune", "make_arch", "official_encoding",
     "compute_vertex_channels", "load_records",
 ]

@@ -14,14 +14,14 @@ A cell is a 4-node DAG. Node 0 is the cell input, node j (1..3) is the sum over 
 :data:`OPS`. The architecture key is the benchmark's string
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
 
-Parameter counting: the benchmark (``count_parameters_in_MB`` in AutoDL-Projects, which
-NASWOT's ``params`` column reproduces) counts *every* ``nn.Parameter``: conv weights, the
-BN affine weight and bias (2 per channel; running statistics are buffers, not counted) and
-the classifier weight and bias. It stores the count in millions with 6 decimals, i.e.
-exactly to one parameter. ``count_parameters(NB201Space().build(arch))`` reproduces it
-for 15,421 of the 15,625 cells. The other 204 stored values are off by 1/3, 1/2 or 2/3 of
-one conv edge's parameters (e.g. 9,333 = 28,000 / 3 for a 1x1 edge): they are means over
-training runs whose recorded counts disagree, an artefact of the NB-201 v1.0 result files
+Parameter counting: the benchmark's ``params`` (as NASWOT's file copies it, CIFAR-10 net)
+counts *every* ``nn.Parameter``: conv weights (no conv biases exist), the BN affine weight
+and bias (2 per channel; running statistics are buffers, not counted) and the classifier
+weight and bias. It is stored in millions with 6 decimals, i.e. exactly to one parameter.
+``count_parameters(NB201Space().build(arch))`` reproduces it for 15,421 of the 15,625
+cells. The other 204 stored values are off by 1/3, 1/2 or 2/3 of
+one conv edge's parameters (e.g. 9,333 = 28,000 / 3 for a 1x1 edge): apparently means over
+2-3 training runs whose recorded counts disagree, an artefact of the NB-201 v1.0 results
 (NASLib's zero-cost file, which counts real networks, agrees with this module on the 11 of
 them it holds). ``stored_params`` keeps the stored value.
 """
@@ -244,8 +244,8 @@ def canonical_string(arch: str) -> str:
         ids = {a: f"c{i}" for i, a in enumerate(a for order in orders for a in order)}
         ids[0] = "x"
         name = ids.__getitem__
-        lines = [f"{ids[a]}={atoms[a][0]}" + (f"({_terms(atoms[a][1], name)})" if atoms[a][1] else "")
-                 for order in orders for a in order]
+        lines = [f"{ids[a]}={label}" + (f"({_terms(inputs, name)})" if inputs else "")
+                 for order in orders for a in order for label, inputs in [atoms[a]]]
         key = ";".join(lines + [_terms(output.items(), name)])
         best = key if best is None or key < best else best
     return best
@@ -274,13 +274,21 @@ class NB201Space(SearchSpace):
     def canonical_key(self, arch: str) -> str:
         return canonical_string(arch)
 
+    def to_onnx(self, arch: str):
+        """Written directly (~3 ms, :mod:`bench_data.emitters.nb201`); tests prove the CG equals the traced one."""
+        from bench_data.emitters.nb201 import emit
+
+        return emit(parse_arch(arch), self.num_classes, self.input_shape[1], self.C, self.N)
+
 
 def _classifier_delta(num_classes: int, C: int = 16) -> int:
     """Extra parameters of a ``num_classes`` classifier over the CIFAR-10 one."""
     return (4 * C + 1) * (num_classes - 10)
 
 
-def load_records(root: str | os.PathLike | None = None, dataset: str = "cifar10") -> list[ArchRecord]:
+def load_records(
+    root: str | os.PathLike | None = None, dataset: str = "cifar10"
+) -> list[ArchRecord]:
     """All 15,625 NB-201 architectures with labels, ``index`` = NB-201 arch index.
 
     Targets (percent, 200 epochs): ``cifar10`` (ori-test, trained on train+valid),
@@ -324,5 +332,6 @@ def load_records(root: str | os.PathLike | None = None, dataset: str = "cifar10"
 
 
 __all__: Sequence[str] = [
-    "NB201Space", "TinyNetwork", "InferCell", "parse_arch", "canonical_string", "load_records", "OPS",
+    "NB201Space", "TinyNetwork", "InferCell", "parse_arch", "canonical_string", "load_records",
+    "OPS",
 ]

@@ -1,0 +1,35 @@
+"""``predict-train``: Lightning experiments from YAML configs.
+
+    predict-train fit --config experiments/gennape_nb101.yaml [--trainer.max_epochs 5 ...]
+
+Threads default to 1 (``CGPREDICT_THREADS`` to change): with another process on the second
+core, torch's default threads spin and stall (STACK.md). wandb runs offline unless the user
+configures a key and sets ``WANDB_MODE`` themselves.
+"""
+from __future__ import annotations
+
+import os
+
+
+def configure_environment() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY"):
+        os.environ["WANDB_MODE"] = "offline"
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("CGPREDICT_THREADS", "1")))
+
+
+def main(args: list[str] | None = None) -> None:
+    configure_environment()
+    from lightning.pytorch.cli import LightningCLI
+
+    from bench_data.datamodule import BenchDataModule
+    from predictors.lightning_module import PredictorModule
+
+    LightningCLI(PredictorModule, BenchDataModule, seed_everything_default=0, args=args,
+                 save_config_kwargs={"overwrite": True})
+
+
+if __name__ == "__main__":
+    main()
