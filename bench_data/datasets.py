@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 from tqdm.auto import tqdm
@@ -62,17 +63,27 @@ _WORKER_SPACE = None
 
 def _init_worker(space_name: str) -> None:
     global _WORKER_SPACE
+    from threadpoolctl import threadpool_limits
+
+    # One thread per worker: a multithreaded BLAS makes each small eigendecomposition 30x slower.
     torch.set_num_threads(1)
+    threadpool_limits(1)
     _WORKER_SPACE = registry.get_space(space_name)
 
 
-def _graph(item: tuple[int, object]) -> Data:
+def _graph(item: tuple[int, object]) -> dict:
+    """One architecture's graph as plain numpy arrays: torch tensors sent between processes travel
+    as shared-memory file descriptors, and tens of thousands of them exhaust the descriptor limit."""
     index, arch = item
     cg = _WORKER_SPACE.to_cg(arch)
-    data = cg.to_pyg()
-    data.index = torch.tensor([index])
-    data.spectrum = torch.from_numpy(laplacian_spectrum(cg.num_nodes, cg.edges)).unsqueeze(0)
-    return data
+    arrays = {key: value.numpy() for key, value in cg.to_pyg().items() if torch.is_tensor(value)}
+    arrays["index"] = np.array([index])
+    arrays["spectrum"] = laplacian_spectrum(cg.num_nodes, cg.edges)[None]
+    return arrays
+
+
+def _to_data(arrays: dict) -> Data:
+    return Data(**{key: torch.from_numpy(value) for key, value in arrays.items()})
 
 
 def build_graphs(space: str, archs: Sequence, indices: Sequence[int], workers: int = 0, desc: str = "") -> list[Data]:
@@ -81,20 +92,20 @@ def build_graphs(space: str, archs: Sequence, indices: Sequence[int], workers: i
     progress = dict(total=len(items), desc=desc or f"building {space} CGs", unit="net", mininterval=2.0)
     if workers <= 0:
         _init_worker(space)
-        return [_graph(item) for item in tqdm(items, **progress)]
+        return [_to_data(_graph(item)) for item in tqdm(items, **progress)]
     with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(space,)) as pool:
-        return list(tqdm(pool.imap(_graph, items, chunksize=64), **progress))
+        return [_to_data(arrays) for arrays in tqdm(pool.imap(_graph, items, chunksize=64), **progress)]
 
 
 def space_graphs(space: str, root=None, workers: int | None = None, shard: tuple[int, int] | None = None,
-                 limit: int | None = None) -> tuple[list[Data], list]:
+                 limit: int | None = None, target: str | None = None) -> tuple[list[Data], list]:
     """All labelled architectures of ``space`` as ``Data`` (cached), and their records.
 
     ``shard=(rank, world)`` builds and caches only every ``world``-th architecture from ``rank``
     (for a distributed build); a later unsharded call merges complete shard files instead of
     rebuilding. ``limit`` takes the first ``limit`` records (tests, quick experiments).
     """
-    records = registry.load_records(space, root)
+    records = registry.load_records(space, root, target)
     if limit is not None:
         records = records[:limit]
     archs = [r.arch for r in records]
@@ -128,7 +139,7 @@ class CGDataset(InMemoryDataset):
     def __init__(self, key: str, root=None, workers: int | None = None, limit: int | None = None):
         super().__init__()
         space, target = registry.parse_key(key)
-        graphs, records = space_graphs(space, root, workers, limit=limit)
+        graphs, records = space_graphs(space, root, workers, limit=limit, target=target)
         selected = []
         for data in graphs:
             record = records[int(data.index)]

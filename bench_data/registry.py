@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .spaces.base import ArchRecord, SearchSpace
 
@@ -16,15 +16,20 @@ class SpaceEntry:
     module: str  # bench_data.spaces.<module>
     space_class: str
     version: int  # bump when the builder or emitter changes the networks it makes
-    records_kwargs: tuple = ()  # fixed keyword arguments of load_records (e.g. TransNAS task)
     space_kwargs: tuple = ()
+    records_per_target: bool = False  # labels come per target (TransNAS tasks): load_records(task=...)
 
 
 SPACES: dict[str, SpaceEntry] = {
     "nb101": SpaceEntry("nb101", "NB101Space", 1),
     "nb201": SpaceEntry("nb201", "NB201Space", 1),
-    "nb301": SpaceEntry("darts", "DARTSSpace", 1),
-    "enas": SpaceEntry("enas", "ENASSpace", 1),
+    "nb301": SpaceEntry("darts", "DartsSpace", 1),
+    "enas": SpaceEntry("enas", "EnasMacroSpace", 1),
+    # TransNAS-Bench-101: the searched encoder's CG; the task is the target (task heads are fixed)
+    "tnb_micro": SpaceEntry("transnas", "TransNASMicroSpace", 1, (("with_decoder", False),), True),
+    "tnb_macro": SpaceEntry("transnas", "TransNASMacroSpace", 1, (("with_decoder", False),), True),
+    "fbnet": SpaceEntry("fbnet", "FBNetSpace", 1),
+    "ofa_mbv3": SpaceEntry("ofa_mbv3", "OFAMobileNetV3Space", 1),
 }
 
 
@@ -44,10 +49,15 @@ def get_space(name: str) -> SearchSpace:
     return getattr(module, entry.space_class)(**dict(entry.space_kwargs))
 
 
-def load_records(name: str, root: Any = None) -> list[ArchRecord]:
+def load_records(name: str, root: Any = None, target: str | None = None) -> list[ArchRecord]:
+    """Labelled architectures of a space (for TransNAS, of the task ``target``)."""
     entry = _entry(name)
-    loader: Callable = importlib.import_module(f"bench_data.spaces.{entry.module}").load_records
-    return loader(root, **dict(entry.records_kwargs)) if root is not None else loader(**dict(entry.records_kwargs))
+    kwargs = {"task": target} if entry.records_per_target and target else {}
+    space = get_space(name)
+    if hasattr(space, "load_records"):  # spaces whose labels depend on their configuration
+        return space.load_records(root, **kwargs)
+    module = importlib.import_module(f"bench_data.spaces.{entry.module}")
+    return module.load_records(root, **kwargs)
 
 
 def space_version(name: str) -> int:

@@ -1,13 +1,15 @@
-"""The ``predict`` command.
+"""The ``predict`` command (a contract: scripts depend on it, keep it stable).
 
-    predict convert MODEL.onnx [MODEL2.onnx ...] [--out cg.json | --graphml out.graphml]
+    predict MODEL.onnx [MODEL2.onnx ...] [--checkpoint NAME|PATH] [--json] [--batch-size N]
+    predict convert MODEL.onnx [...] [--out cg.json | --graphml out.graphml]
 
-Heavy libraries (torch, torch-geometric) are imported only by the subcommands that need them, so
-the command starts fast. Every input is answered: a file that fails gets a one-line error naming it
-on stderr and the others are still processed.
+Heavy libraries (torch-geometric, lightning) are never imported on the prediction path, so the
+command starts fast. Every input is answered: a file that fails gets a one-line error naming it,
+the others are still processed.
 
-Exit codes: 0 all converted; 1 some input failed; 3 all converted, but some contain operators the
-vocabulary does not know (they are nodes of category ``other``, named on stderr).
+Exit codes: 0 all answered; 1 some input failed; 2 usage error (no such checkpoint, bad flags);
+3 (``convert``) all converted, but some contain operators the vocabulary does not know (they are
+nodes of category ``other``, named on stderr).
 """
 from __future__ import annotations
 
@@ -66,12 +68,94 @@ def convert(argv: list[str]) -> int:
     return 1 if failed else (EXIT_UNKNOWN_OPS if unknown else 0)
 
 
+PREDICT_HELP = """Predict the accuracy of neural networks given as ONNX files.
+
+What the numbers mean:
+  score     a ranking score, higher is better; comparable between the files of one call (and one
+            checkpoint), not an accuracy. Use it to rank candidate architectures.
+  accuracy  predicted top-1 accuracy in percent on the checkpoint's label scale: the dataset and
+            training recipe of the benchmark it was trained on (see --checkpoint below; `nb101`:
+            CIFAR-10 validation accuracy after NAS-Bench-101's 108-epoch recipe). A network trained
+            another way will reach another accuracy: trust the ranking more than the value.
+  +-        calibrated one-sigma uncertainty of `accuracy` (about 68% of held-out networks fall
+            within it).
+  OOD       the network is far from everything the checkpoint was trained on (its embedding is
+            beyond the 99th percentile of the training networks'): treat its numbers with care.
+  FLOPs     multiply-accumulates per sample (BatchNorm folded); params: learned parameters.
+
+Subcommands: `predict convert --help` (ONNX -> computation graph), `predict finetune --help`."""
+
+
+def _predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="predict", description=PREDICT_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=Path, help="ONNX files")
+    parser.add_argument("--checkpoint", default="default",
+                        help="a shipped checkpoint name (default: %(default)s) or a .ckpt path")
+    parser.add_argument("--json", action="store_true", help="print one JSON list, one object per input, in order")
+    parser.add_argument("--batch-size", type=int, default=256)
+    return parser
+
+
+def predict(argv: list[str]) -> int:
+    args = _predict_parser().parse_args(argv)
+    import json
+
+    from graph_encoders import ModelLoadError, onnx_to_cg
+    from predictors.api import Predictor
+
+    try:
+        predictor = Predictor.from_pretrained(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    graphs, errors = {}, {}
+    for i, path in enumerate(args.models):
+        try:
+            graphs[i] = onnx_to_cg(path)
+        except ModelLoadError as err:
+            errors[i] = err
+    predictions = dict(zip(graphs, predictor.predict(list(graphs.values()), batch_size=args.batch_size)))
+    if args.json:
+        rows = [
+            predictions[i].to_dict() | {"path": str(path)} if i in predictions
+            else {"path": str(path), "error": errors[i].problem}
+            for i, path in enumerate(args.models)
+        ]
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(args.models, predictions, errors, predictor)
+    for i in sorted(errors):
+        if not args.json:
+            print(f"error: {errors[i]}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _print_table(paths, predictions, errors, predictor) -> None:
+    from graph_encoders.cg import _si
+
+    width = max(len(str(p)) for p in paths)
+    print(f"{'model':<{width}}  {'score':>7}  {'accuracy':>15}  {'FLOPs':>9}  {'params':>9}  note")
+    for i, path in enumerate(paths):
+        if i in errors:
+            print(f"{str(path):<{width}}  {'-':>7}  {'-':>15}  {'-':>9}  {'-':>9}  error: {errors[i].problem}")
+            continue
+        p = predictions[i]
+        note = "OOD: far from the training networks" if p.ood else ""
+        accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
+        print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}  {_si(p.flops):>9}  {_si(p.params):>9}  {note}")
+    print(f"(checkpoint: {predictor.describe()})")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":
         return convert(argv[1:])
-    print("usage: predict convert MODEL.onnx [...] [--out cg.json | --graphml out.graphml]", file=sys.stderr)
-    return 2
+    if argv and argv[0] == "finetune":
+        from predictors.finetune_cli import finetune
+
+        return finetune(argv[1:])
+    return predict(argv)
 
 
 if __name__ == "__main__":

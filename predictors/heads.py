@@ -50,10 +50,13 @@ class ClusterMixtureHead(nn.Module):
         inv = d2.pow(-1.0 / (self.m - 1.0))
         return inv / inv.sum(1, keepdim=True)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def per_cluster(self, h: torch.Tensor) -> torch.Tensor:
+        """Every cluster's MLP on every embedding: (batch, K)."""
         hidden = torch.relu(torch.einsum("bi,kih->bkh", h, self.w1) + self.b1)
-        per_cluster = torch.einsum("bkh,kho->bko", hidden, self.w2).squeeze(-1) + self.b2.squeeze(-1)
-        return (self.memberships(h) * per_cluster).sum(1)
+        return torch.einsum("bkh,kho->bko", hidden, self.w2).squeeze(-1) + self.b2.squeeze(-1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (self.memberships(h) * self.per_cluster(h)).sum(1)
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, n_clusters={self.n_clusters}, m={self.m}, learn_centers={self.learn_centers}"

@@ -1,0 +1,162 @@
+"""The Python API: ``Predictor.from_pretrained(name).predict(models)``.
+
+A checkpoint file (``torch.save`` of a dict, a few hundred KB) holds the model's constructor
+arguments and weights (label-transform statistics included), an uncertainty calibration, an
+out-of-distribution threshold, the feature/vocabulary versions it was trained with, and metadata
+(training command, seed, data, metrics). Named checkpoints ship in ``predictors/checkpoints``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from graph_encoders.cg import ComputationGraph
+from graph_encoders.features import FEATURE_VERSION
+from graph_encoders.vocabulary import VOCABULARY_VERSION
+
+from .model import PerformancePredictor
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Prediction:
+    """One network's prediction. ``score`` ranks (higher is better, comparable within one call);
+    ``accuracy`` is on the checkpoint's label scale (percent), ``std`` its calibrated one-sigma
+    uncertainty; ``ood`` flags a network far from everything the checkpoint was trained on."""
+
+    path: str
+    score: float
+    accuracy: float
+    std: float
+    ood: bool
+    ood_distance: float
+    flops: int
+    params: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def checkpoint_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".ckpt" or path.exists():
+        return path
+    named = CHECKPOINT_DIR / f"{name_or_path}.ckpt"
+    if not named.exists():
+        known = sorted(p.stem for p in CHECKPOINT_DIR.glob("*.ckpt"))
+        raise FileNotFoundError(f"{name_or_path}: no such checkpoint file or name (shipped: {', '.join(known) or 'none'})")
+    return named
+
+
+def available_checkpoints() -> list[str]:
+    return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.ckpt"))
+
+
+class Predictor:
+    """A trained predictor, ready for inference (no torch-geometric import on the default path)."""
+
+    def __init__(self, model: PerformancePredictor, calibration: dict, ood: dict, metadata: dict, hparams: dict):
+        self.model = model.eval()
+        self.calibration, self.ood, self.metadata, self.hparams = calibration, ood, metadata, hparams
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "default") -> "Predictor":
+        path = checkpoint_path(name_or_path)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: checkpoint format {state.get('format')} is not {CHECKPOINT_FORMAT}")
+        if state["feature_version"] != FEATURE_VERSION or state["vocabulary_version"] != VOCABULARY_VERSION:
+            raise ValueError(f"{path}: trained with features v{state['feature_version']} / vocabulary "
+                             f"v{state['vocabulary_version']}, this package has v{FEATURE_VERSION} / v{VOCABULARY_VERSION}")
+        model = PerformancePredictor(**state["hparams"], lean=True)
+        model.load_state_dict(state["state_dict"], strict=False)
+        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"])
+
+    def save(self, path: str | Path) -> None:
+        state_dict = {k: v for k, v in self.model.state_dict().items()}
+        torch.save({
+            "format": CHECKPOINT_FORMAT, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
+            "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
+            "metadata": self.metadata,
+        }, path)
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def to_graphs(inputs: Iterable[Any], example_input: Any = None) -> list[ComputationGraph]:
+        """Paths, bytes, ``onnx.ModelProto``s, ``nn.Module``s (with ``example_input``) or CGs -> CGs."""
+        from graph_encoders import onnx_to_cg
+
+        return [x if isinstance(x, ComputationGraph) else onnx_to_cg(x, example_input) for x in inputs]
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512):
+        from graph_encoders.lean import collate
+
+        outs = {"score": [], "label": [], "spread": [], "distance": []}
+        for start in range(0, len(graphs), batch_size):
+            batch = collate(graphs[start:start + batch_size])
+            h = self.model.embed(batch)
+            head = self.model.head
+            memberships = head.memberships(h)
+            per_cluster = head.per_cluster(h)
+            score = (memberships * per_cluster).sum(1)
+            spread = ((memberships * (per_cluster - score[:, None]) ** 2).sum(1))
+            outs["score"].append(score)
+            outs["label"].append(self.model.transform.inverse(score, batch.macs))
+            outs["spread"].append(spread)
+            outs["distance"].append(torch.cdist(h, torch.as_tensor(self.ood["centers"], dtype=h.dtype)).min(1).values)
+        return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in outs.items()}
+
+    def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> list[Prediction]:
+        """Predictions for every input, in order."""
+        graphs = self.to_graphs(inputs, example_input)
+        out = self._forward(graphs, batch_size)
+        macs = np.array([g.macs for g in graphs], dtype=float)
+        scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
+        # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
+        z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])
+        std = z_std * float(self.model.transform.std) * scale
+        return [
+            Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
+                       ood_distance=float(d / self.ood["threshold"]), flops=int(g.macs), params=int(g.params))
+            for g, s, a, sd, d in zip(graphs, out["score"], out["label"], std, out["distance"])
+        ]
+
+    def embed(self, inputs: Iterable[Any], example_input: Any = None) -> np.ndarray:
+        from graph_encoders.lean import collate
+
+        graphs = self.to_graphs(inputs, example_input)
+        with torch.no_grad():
+            return self.model.embed(collate(graphs)).numpy()
+
+    def describe(self) -> str:
+        meta = self.metadata
+        return (f"trained on {', '.join(meta.get('trained_on', []))} ({meta.get('label', 'accuracy')}); "
+                f"recipe: {meta.get('recipe', '?')}")
+
+
+def calibrate(spread: np.ndarray, residual_z: np.ndarray) -> dict:
+    """Fit sigma^2 = a * spread + b (a, b >= 0) to squared held-out residuals, then rescale so the
+    standardised residuals have unit variance: a calibrated one-sigma."""
+    target = residual_z ** 2
+    design = np.stack([spread, np.ones_like(spread)], 1)
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    a, b = max(float(coef[0]), 0.0), max(float(coef[1]), 1e-6)
+    variance = a * spread + b
+    factor = float(np.mean(target / variance))
+    return {"a": a * factor, "b": b * factor, "coverage_1sigma": float(np.mean(np.abs(residual_z) <= np.sqrt(variance * factor)))}
+
+
+def ood_threshold(embeddings: np.ndarray, centers: np.ndarray, quantile: float = 0.99) -> dict:
+    """Out-of-distribution: nearest-centroid distance above the training graphs' 99th percentile."""
+    distances = np.sqrt(((embeddings[:, None, :] - centers[None]) ** 2).sum(-1)).min(1)
+    return {"centers": centers.astype(np.float32), "threshold": float(np.quantile(distances, quantile)),
+            "quantile": quantile}

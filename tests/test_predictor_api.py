@@ -1,0 +1,87 @@
+"""The inference path: lean encoder = torch-geometric encoder, Predictor API, checkpoint round trip."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from graph_encoders import onnx_to_cg
+from graph_encoders.lean import collate
+from predictors.api import Predictor, calibrate, ood_threshold
+from predictors.model import PerformancePredictor
+
+from .zoo import ZOO
+
+
+@pytest.fixture(scope="module")
+def graphs(zoo_export):
+    return [onnx_to_cg(zoo_export(name), name=name) for name in sorted(ZOO)]
+
+
+def _random_predictor(seed=0, **kwargs) -> Predictor:
+    torch.manual_seed(seed)
+    hparams = dict(width=32, layers=2, n_clusters=3, head_hidden=16, **kwargs)
+    model = PerformancePredictor(**hparams)
+    with torch.no_grad():
+        model.head.set_centers(torch.randn(3, model.embedding_dim))
+        for p in model.head.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # distinct cluster heads
+    model.transform.mean.fill_(30.0)
+    model.transform.std.fill_(5.0)
+    centers = np.random.default_rng(seed).normal(size=(4, model.embedding_dim)).astype(np.float32)
+    return Predictor(model, {"a": 1.0, "b": 0.01}, {"centers": centers, "threshold": 5.0}, {"trained_on": ["test"]}, hparams)
+
+
+def test_lean_encoder_matches_torch_geometric(graphs):
+    torch.manual_seed(0)
+    pyg = PerformancePredictor(width=32, layers=3, pooling="mean").eval()
+    lean = PerformancePredictor(width=32, layers=3, pooling="mean", lean=True).eval()
+    lean.load_state_dict(pyg.state_dict())
+    batch = Batch.from_data_list([g.to_pyg() for g in graphs])
+    with torch.no_grad():
+        expected = pyg(batch)
+        got = lean(collate(graphs))
+    assert torch.allclose(expected, got, atol=1e-5)
+    assert expected.std() > 0  # different networks, different predictions
+
+
+def test_checkpoint_round_trip_and_batch_invariance(tmp_path, graphs):
+    predictor = _random_predictor()
+    path = tmp_path / "tiny.ckpt"
+    predictor.save(path)
+    loaded = Predictor.from_pretrained(path)
+    together = loaded.predict(graphs)
+    alone = [loaded.predict([g])[0] for g in graphs]
+    for a, b, g in zip(together, alone, graphs):
+        assert a.path == g.source and a.flops == g.macs and a.params == g.params
+        assert a.score == pytest.approx(b.score, abs=1e-5) and a.accuracy == pytest.approx(b.accuracy, abs=1e-4)
+        assert a.std > 0
+    original = predictor.predict(graphs)
+    assert [p.score for p in original] == pytest.approx([p.score for p in together], abs=1e-5)
+
+
+def test_every_input_form(tmp_path, zoo_export):
+    from .zoo import build
+
+    predictor = _random_predictor()
+    proto = zoo_export("resnet")
+    path = tmp_path / "resnet.onnx"
+    onnx.save(proto, path)
+    model, example = build("resnet")
+    scores = [predictor.predict([x], example_input=example)[0].score for x in (path, str(path), proto, model, onnx_to_cg(path))]
+    assert max(scores) - min(scores) < 1e-5
+
+
+def test_calibration_gives_unit_variance_and_ood_threshold():
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0, 2, 5000)
+    residual = rng.normal(size=5000) * np.sqrt(0.5 * spread + 0.2)
+    cal = calibrate(spread, residual)
+    assert cal["a"] == pytest.approx(0.5, rel=0.15) and cal["b"] == pytest.approx(0.2, rel=0.2)
+    assert cal["coverage_1sigma"] == pytest.approx(0.683, abs=0.02)
+    embeddings = rng.normal(size=(2000, 8))
+    ood = ood_threshold(embeddings, embeddings[:16])
+    far = np.full((1, 8), 10.0)
+    assert np.sqrt(((far - ood["centers"]) ** 2).sum(1)).min() > ood["threshold"]
