@@ -148,13 +148,13 @@ class EnasMacroSpace(SearchSpace):
 
     def load_records(self, root=None) -> list[ArchRecord]:
         """All 20,020 lines (20,015 distinct archs; duplicates kept, ``index`` = line number).
-        Target ``"ws_val_acc"``: weight-sharing CIFAR-10 validation accuracy, a fraction in
-        ~[0.70, 0.75]. No parameter count is stored."""
+        Target ``"acc"``: weight-sharing CIFAR-10 validation accuracy in percent (~70-75; the
+        file's fraction is kept as ``"ws_val_acc"``). No parameter count is stored."""
         records = []
         with open(benchmark_file(DATA_FILE, root)) as f:
             for index, line in enumerate(f):
                 if line.strip():
                     arch, acc = ast.literal_eval(line.strip())
-                    records.append(ArchRecord(parse_arch(arch), {"ws_val_acc": float(acc)},
+                    records.append(ArchRecord(parse_arch(arch), {"acc": 100 * float(acc), "ws_val_acc": float(acc)},
                                               index=index))
         return records

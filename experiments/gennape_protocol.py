@@ -1,0 +1,194 @@
+"""The GENNAPE evaluation protocol as one command, with every baseline computed in the same run.
+
+    python experiments/gennape_protocol.py --checkpoint RUN.ckpt [--shots 50] [--seeds 5] [--quick]
+
+RUN.ckpt is a Lightning checkpoint of ``predict-train fit --config experiments/gennape_nb101.yaml``.
+
+- zero-shot: score every architecture of NB-201 (all 15,625 and the 4,096 without ``none``),
+  NB-301 (725) and TransNAS-Bench-101 micro/macro tasks; SRCC, Kendall tau, NDCG@10, MAE, top-5%;
+- few-shot: ``--shots`` random target architectures (one fixed draw), fine-tuned ``--seeds`` times
+  (heads + top encoder layer, 100 epochs), evaluated on the rest; mean +- std;
+- baselines in the same run: parameter count, FLOPs, a GNN of the same size trained from scratch
+  on the same labels, and a random forest on the space's own encoding trained on the same labels;
+- in-space few labels (TNASP/PINAT splits on NB-201: 78 / 156 / 469 labels, Kendall tau on all).
+
+Writes ``experiments/results/gennape_protocol.md`` (+ ``.json``) and PNG plots beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "experiments" / "results"
+ZERO_SHOT_KEYS = ["nb201/cifar10", "nb201_no_none/cifar10", "nb301/cifar10"] + [
+    f"tnb_{variant}/{task}" for variant in ("micro", "macro")
+    for task in ("class_scene", "class_object", "room_layout", "jigsaw", "segmentsemantic", "autoencoder", "normal")
+]
+FEW_SHOT_KEYS = ["nb201/cifar10", "nb301/cifar10"]
+
+
+def load_family(key: str):
+    """(CGDataset, records) for a key; ``nb201_no_none`` is the 4,096 NB-201 cells without ``none``."""
+    from bench_data.datasets import CGDataset
+
+    subset = key.startswith("nb201_no_none")
+    dataset = CGDataset(key.replace("nb201_no_none", "nb201"))
+    if subset:
+        keep = [i for i, d in enumerate(dataset) if "none" not in dataset.records[int(d.index)].arch]
+        dataset = dataset[torch.tensor(keep)]
+    return dataset
+
+
+@torch.no_grad()
+def predict(model, dataset) -> np.ndarray:
+    from torch_geometric.loader import DataLoader
+
+    model.eval()
+    return torch.cat([model.predict_label(b) for b in DataLoader(dataset, batch_size=1024)]).numpy()
+
+
+def column(dataset, name: str) -> np.ndarray:
+    return torch.cat([getattr(d, name) for d in dataset]).numpy() if len(dataset) else np.zeros(0)
+
+
+def finetune(module_factory, train, epochs: int, seed: int):
+    """Train a PredictorModule on ``train`` only (no validation loop: the rest is the test set)."""
+    import lightning as L
+    from torch_geometric.loader import DataLoader
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = module_factory()
+    module.model.transform.fit(column(train, "y"), column(train, "macs")) if module.hparams.refit_transform else None
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, accelerator="cpu", devices=1)
+    trainer.fit(module, DataLoader(train, batch_size=64, shuffle=True))
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--shots", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="fewer keys and epochs (smoke test)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from predictors.baselines import random_forest_baseline
+    from predictors.lightning_module import PredictorModule
+    from predictors.metrics import all_metrics
+
+    pretrained = PredictorModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    hp = dict(pretrained.hparams)
+    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
+               "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
+    keys = ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS
+    datasets = {}
+    for key in keys:
+        start = time.time()
+        try:
+            dataset = datasets[key] = load_family(key)
+        except Exception as err:  # noqa: BLE001 - a family that cannot be built is reported, not fatal
+            results["zero_shot"][key] = {"error": f"{type(err).__name__}: {err}"}
+            print(f"{key}: skipped ({err})", flush=True)
+            continue
+        true, macs, params = column(dataset, "y"), column(dataset, "macs"), column(dataset, "params")
+        pred = predict(pretrained.model, dataset)
+        results["zero_shot"][key] = {
+            "n": len(dataset), "predictor": all_metrics(pred, true),
+            "params": all_metrics(params, true), "flops": all_metrics(macs, true),
+        }
+        print(f"{key}: n={len(dataset)} SRCC predictor {results['zero_shot'][key]['predictor']['srcc']:.3f} "
+              f"params {results['zero_shot'][key]['params']['srcc']:.3f} flops {results['zero_shot'][key]['flops']['srcc']:.3f} "
+              f"({time.time() - start:.0f} s)", flush=True)
+        _scatter(pred, true, key, RESULTS / f"zero_shot_{key.replace('/', '_')}.png")
+
+    epochs = 10 if args.quick else args.epochs
+    for key in FEW_SHOT_KEYS:
+        if key not in datasets:
+            continue
+        dataset = datasets[key]
+        space = key.split("/")[0]
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+        train, test = dataset[order[:args.shots]], dataset[order[args.shots:]]
+        true = column(test, "y")
+        records = dataset.records
+        train_archs = [records[int(d.index)].arch for d in train]
+        test_archs = [records[int(d.index)].arch for d in test]
+        rows = {"finetuned": [], "scratch": [], "random_forest": []}
+        for seed in range(args.seeds):
+            tuned = finetune(lambda: PredictorModule(**{**hp, "trainable": "top", "init_from": str(args.checkpoint),
+                                                        "contrastive_weight": 0.0, "cluster_epoch": None}),
+                             train, epochs, seed)
+            rows["finetuned"].append(all_metrics(predict(tuned.model, test), true))
+            scratch = finetune(lambda: PredictorModule(**{**hp, "contrastive_weight": 0.0, "cluster_epoch": None}),
+                               train, epochs, seed)
+            rows["scratch"].append(all_metrics(predict(scratch.model, test), true))
+            rf = random_forest_baseline(space, train_archs, column(train, "y"), test_archs, seed=seed)
+            rows["random_forest"].append(all_metrics(rf, true))
+        results["few_shot"][key] = {name: _mean_std(r) for name, r in rows.items()}
+        print(f"{key} {args.shots}-shot SRCC: " + ", ".join(
+            f"{n} {results['few_shot'][key][n]['srcc'][0]:.3f}" for n in rows), flush=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gennape_protocol.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / "gennape_protocol.md").write_text(_markdown(results))
+    print(f"wrote {RESULTS / 'gennape_protocol.md'}")
+
+
+def _mean_std(rows: list[dict]) -> dict:
+    return {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))) for k in rows[0]}
+
+
+def _scatter(pred, true, title, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from predictors.metrics import srcc
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(true, pred, s=2, alpha=0.4)
+    ax.set_xlabel("true accuracy (%)")
+    ax.set_ylabel("predicted accuracy (%)")
+    ax.set_title(f"{title}: SRCC {srcc(pred, true):.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown(results: dict) -> str:
+    lines = ["# GENNAPE protocol", "", f"Command: `{results['command']}`  ", f"Checkpoint: `{results['checkpoint']}`", "",
+             "## Zero-shot (SRCC / Kendall tau; baselines from the same run)", "",
+             "| target | n | predictor SRCC | Kendall | NDCG@10 | MAE | params SRCC | FLOPs SRCC |", "|---|---|---|---|---|---|---|---|"]
+    for key, r in results["zero_shot"].items():
+        if "error" in r:
+            lines.append(f"| {key} | - | {r['error']} | | | | | |")
+            continue
+        p = r["predictor"]
+        lines.append(f"| {key} | {r['n']} | {p['srcc']:.3f} | {p['kendall']:.3f} | {p['ndcg@10']:.3f} | {p['mae']:.2f} | "
+                     f"{r['params']['srcc']:.3f} | {r['flops']['srcc']:.3f} |")
+    if results["few_shot"]:
+        lines += ["", "## Few-shot (mean +- std over seeds, same training architectures)", "",
+                  "| target | model | SRCC | Kendall | MAE |", "|---|---|---|---|---|"]
+        for key, models in results["few_shot"].items():
+            for name, m in models.items():
+                lines.append(f"| {key} | {name} | {m['srcc'][0]:.3f} +- {m['srcc'][1]:.3f} | "
+                             f"{m['kendall'][0]:.3f} +- {m['kendall'][1]:.3f} | {m['mae'][0]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
