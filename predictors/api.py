@@ -137,6 +137,21 @@ class Predictor:
         with torch.no_grad():
             return self.model.embed(collate(graphs)).numpy()
 
+    def finetune(self, inputs: Sequence[Any], labels: Sequence[float], epochs: int = 100, trainable: str = "top",
+                 lr: float = 2e-3, seed: int = 0, source: str = "", example_input: Any = None,
+                 progress: bool = False) -> "Predictor":
+        """A new predictor adapted to a family of 10-100 labelled networks (this one is unchanged).
+
+        The label transform is refitted on the family's labels (AIO-P's z-scoring with target
+        samples); ``trainable`` is ``heads`` or ``top`` (heads + the last GNN layer). Uncertainty is
+        recalibrated on 5-fold cross-validated residuals, and the family's embeddings join the
+        in-distribution reference set.
+        """
+        from .finetuning import finetune_predictor
+
+        return finetune_predictor(self, self.to_graphs(inputs, example_input), np.asarray(labels, dtype=float),
+                                  epochs, trainable, lr, seed, source, progress)
+
     def describe(self) -> str:
         meta = self.metadata
         return (f"trained on {', '.join(meta.get('trained_on', []))} ({meta.get('label', 'accuracy')}); "

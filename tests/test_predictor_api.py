@@ -85,3 +85,19 @@ def test_calibration_gives_unit_variance_and_ood_threshold():
     ood = ood_threshold(embeddings, embeddings[:16])
     far = np.full((1, 8), 10.0)
     assert np.sqrt(((far - ood["centers"]) ** 2).sum(1)).min() > ood["threshold"]
+
+
+def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
+    from predictors.metrics import srcc
+
+    base = _random_predictor(seed=1)
+    before = [p.score for p in base.predict(graphs)]
+    labels = np.log10([g.params for g in graphs]) * 10  # a label the random model cannot know
+    tuned = base.finetune(graphs, labels, epochs=150, trainable="top")
+    after = tuned.predict(graphs)
+    assert srcc([p.accuracy for p in after], labels) > 0.9
+    assert np.mean(np.abs([p.accuracy for p in after] - labels)) < 2.0
+    assert [p.score for p in base.predict(graphs)] == pytest.approx(before)  # base untouched
+    assert tuned.metadata["finetune_labels"] == len(graphs)
+    with pytest.raises(ValueError, match="at least 5"):
+        base.finetune(graphs[:3], labels[:3])
