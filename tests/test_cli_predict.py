@@ -1,0 +1,106 @@
+"""``predict`` and ``predict finetune`` end to end through the command line, as a user runs them."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from bench_data import registry
+from bench_data.paths import MissingBenchmarkFile
+from predictors.api import Predictor, available_checkpoints
+
+from .test_cli_convert import run_predict
+from .test_predictor_api import _random_predictor
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "random.ckpt"
+    _random_predictor().save(path)
+    return path
+
+
+@pytest.fixture
+def onnx_files(tmp_path, zoo_export):
+    paths = []
+    for name in ("resnet", "vit", "mobilenetv3"):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(zoo_export(name), path)
+        paths.append(path)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    return paths, broken
+
+
+def test_json_output_one_object_per_input_in_order(onnx_files, checkpoint):
+    paths, broken = onnx_files
+    result = run_predict(paths[0], broken, *paths[1:], "--checkpoint", checkpoint, "--json")
+    assert result.returncode == 1
+    rows = json.loads(result.stdout)
+    assert [r["path"] for r in rows] == [str(paths[0]), str(broken), *map(str, paths[1:])]
+    assert "error" in rows[1] and "score" not in rows[1]
+    expected = Predictor.from_pretrained(checkpoint).predict(paths)
+    for row, p in zip([rows[0], *rows[2:]], expected):
+        assert set(row) >= {"path", "score", "accuracy", "std", "ood", "flops", "params"}
+        assert row["score"] == pytest.approx(p.score, abs=1e-5) and row["flops"] == p.flops
+
+
+def test_table_output_and_errors(onnx_files, checkpoint):
+    paths, broken = onnx_files
+    result = run_predict(*paths, broken, "--checkpoint", checkpoint)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "score", "accuracy"]
+    assert all(str(p) in result.stdout for p in paths) and "+-" in lines[1]
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {broken}: not a valid ONNX file")
+    assert run_predict(paths[0], "--checkpoint", "no_such_checkpoint").returncode == 2
+
+
+def test_help_says_what_the_numbers_mean():
+    text = run_predict("--help").stdout
+    for phrase in ("ranking", "percent", "uncertainty", "OOD", "NAS-Bench-101"):
+        assert phrase in text
+
+
+@pytest.mark.skipif(not available_checkpoints(), reason="no shipped checkpoint yet")
+def test_shipped_checkpoints_load_and_describe_themselves():
+    for name in available_checkpoints():
+        predictor = Predictor.from_pretrained(name)
+        assert predictor.metadata["trained_on"] and predictor.metadata["command"]
+        assert predictor.calibration["a"] >= 0 and predictor.ood["threshold"] > 0
+
+
+@pytest.mark.slow
+def test_finetune_on_a_labelled_family_improves_its_ranking(tmp_path, checkpoint):
+    """NB-201 networks as ONNX files with their real ImageNet16-120 labels: fine-tune on 30, rank 30 others."""
+    from predictors.metrics import srcc
+
+    try:
+        records = registry.load_records("nb201", target="imagenet16")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    space = registry.get_space("nb201")
+    rng = np.random.default_rng(0)
+    chosen = [records[i] for i in rng.choice(len(records), 60, replace=False)]
+    for i, record in enumerate(chosen):
+        onnx.save(space.to_onnx(record.arch), tmp_path / f"net{i}.onnx")
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "accuracy"])
+        writer.writerows([f"net{i}.onnx", r.targets["imagenet16"]] for i, r in enumerate(chosen[:30]))
+    held_out = [tmp_path / f"net{i}.onnx" for i in range(30, 60)]
+    truth = [r.targets["imagenet16"] for r in chosen[30:]]
+
+    before = json.loads(run_predict(*held_out, "--checkpoint", checkpoint, "--json").stdout)
+    tuned = tmp_path / "tuned.ckpt"
+    result = run_predict("finetune", tmp_path / "labels.csv", "--checkpoint", checkpoint, "--out", tuned, "--epochs", "150")
+    assert result.returncode == 0, result.stderr
+    after = json.loads(run_predict(*held_out, "--checkpoint", tuned, "--json").stdout)
+    srcc_before = srcc([r["accuracy"] for r in before], truth)
+    srcc_after = srcc([r["accuracy"] for r in after], truth)
+    assert srcc_after > max(srcc_before, 0.5), (srcc_before, srcc_after)
+    assert abs(np.mean([r["accuracy"] for r in after]) - np.mean(truth)) < 5  # now on the family's label scale
