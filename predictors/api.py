@@ -139,18 +139,19 @@ class Predictor:
 
     def finetune(self, inputs: Sequence[Any], labels: Sequence[float], epochs: int = 100, trainable: str = "top",
                  lr: float = 2e-3, seed: int = 0, source: str = "", example_input: Any = None,
-                 progress: bool = False) -> "Predictor":
+                 progress: bool = False, recalibrate: bool = True) -> "Predictor":
         """A new predictor adapted to a family of 10-100 labelled networks (this one is unchanged).
 
         The label transform is refitted on the family's labels (AIO-P's z-scoring with target
         samples); ``trainable`` is ``heads`` or ``top`` (heads + the last GNN layer). Uncertainty is
-        recalibrated on 5-fold cross-validated residuals, and the family's embeddings join the
-        in-distribution reference set.
+        recalibrated on 5-fold cross-validated residuals (``recalibrate=False`` keeps the base
+        calibration and fits once: for search loops that refit often), and the family's embeddings
+        join the in-distribution reference set.
         """
         from .finetuning import finetune_predictor
 
         return finetune_predictor(self, self.to_graphs(inputs, example_input), np.asarray(labels, dtype=float),
-                                  epochs, trainable, lr, seed, source, progress)
+                                  epochs, trainable, lr, seed, source, progress, recalibrate)
 
     def describe(self) -> str:
         meta = self.metadata

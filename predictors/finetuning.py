@@ -59,7 +59,7 @@ def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, pro
 
 
 def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: int, trainable: str, lr: float,
-                       seed: int, source: str, progress: bool = False) -> "Predictor":
+                       seed: int, source: str, progress: bool = False, recalibrate: bool = True) -> "Predictor":
     from .api import Predictor
 
     if len(graphs) != len(labels):
@@ -69,7 +69,7 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     y = torch.as_tensor(labels, dtype=torch.float32)
     # Calibration from cross-validated residuals: each fold's model never saw its test networks.
     rng = np.random.default_rng(seed)
-    folds = np.array_split(rng.permutation(len(graphs)), min(FOLDS, len(graphs)))
+    folds = np.array_split(rng.permutation(len(graphs)), min(FOLDS, len(graphs))) if recalibrate else []
     residuals, spreads = np.zeros(len(graphs)), np.zeros(len(graphs))
     for fold in folds:
         train_idx = np.setdiff1d(np.arange(len(graphs)), fold)
@@ -91,4 +91,5 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     metadata = {**base.metadata, "finetuned_from": base.metadata.get("name", ""), "finetuned_on": source,
                 "finetune_labels": len(graphs), "finetune_epochs": epochs, "finetune_trainable": trainable,
                 "finetune_seed": seed, "label": "the fine-tuning family's labels"}
-    return Predictor(model, calibrate(spreads, residuals), ood, metadata, base.hparams)
+    calibration = calibrate(spreads, residuals) if recalibrate else dict(base.calibration)
+    return Predictor(model, calibration, ood, metadata, base.hparams)

@@ -1,0 +1,95 @@
+"""Benchmark: batched scoring throughput and the cold-start time of ``predict``.
+
+    python experiments/benchmarks/inference_speed.py [--checkpoint default] [--graphs 4096]
+
+Targets: >= 2,000 NB-201-sized graphs per second (issues 5, 6); ``predict`` on a ResNet-50-sized
+ONNX file, cold start included, within 2.5x of ``python -c "import torch, onnx"``.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def wall(cmd: list[str], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--graphs", type=int, default=4096)
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "inference_speed.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    import onnx
+
+    from bench_data import registry
+    from graph_encoders.lean import collate
+    from predictors.api import Predictor
+    from tests.zoo import resnet50
+    from graph_encoders import export_torch
+
+    predictor = Predictor.from_pretrained(args.checkpoint)
+    space = registry.get_space("nb201")
+    records = registry.load_records("nb201")
+    graphs = [space.to_cg(r.arch) for r in records[:256]]
+    graphs = (graphs * (args.graphs // len(graphs) + 1))[:args.graphs]
+
+    start = time.perf_counter()
+    batches = [collate(graphs[i:i + 512]) for i in range(0, len(graphs), 512)]
+    collate_s = time.perf_counter() - start
+    with torch.no_grad():
+        predictor.model(batches[0])
+        start = time.perf_counter()
+        for batch in batches:
+            predictor.model(batch)
+        forward_s = time.perf_counter() - start
+    start = time.perf_counter()
+    predictor.predict(graphs, batch_size=512)
+    api_s = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        path = Path(tmp) / "resnet50.onnx"
+        onnx.save(export_torch(resnet50().eval(), torch.randn(1, 3, 224, 224)), path)
+        imports = wall([sys.executable, "-c", "import torch, onnx"])
+        cold = wall([sys.executable, "-m", "predictors.cli", str(path), "--checkpoint", args.checkpoint])
+
+    n = len(graphs)
+    lines = [
+        "# Inference speed",
+        "",
+        f"Command: `python experiments/benchmarks/inference_speed.py --checkpoint {args.checkpoint} --graphs {args.graphs}`  ",
+        "1 torch thread; NB-201 CGs (160 nodes on average), batches of 512.",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+        f"| GNN forward on pre-built batches | {n / forward_s:,.0f} graphs/s | |",
+        f"| collate + forward (`Predictor.predict` on CGs) | {n / api_s:,.0f} graphs/s | >= 2,000 |",
+        f"| collate alone | {n / collate_s:,.0f} graphs/s | |",
+        f"| `python -c \"import torch, onnx\"` | {imports:.2f} s | |",
+        f"| `predict resnet50.onnx` cold (load, parse 100 MB, predict) | {cold:.2f} s = {cold / imports:.2f}x | <= 2.5x |",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
