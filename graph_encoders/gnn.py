@@ -48,15 +48,21 @@ class CGEncoder(nn.Module):
         conv (str): one of ``graphconv``, ``gin``, ``gine``, ``gat`` (default ``graphconv``).
         pooling (str): one of ``mean``, ``sum``, ``attention`` (default ``mean``).
         dropout (float): dropout after each layer; also the contrastive views' only augmentation.
+        op_dropout (float): in training, the share of nodes whose category embedding is hidden
+            (default 0.15). Category embeddings start at zero, and a category never seen in
+            training stays at zero, so hiding teaches the encoder to judge such an operator by its
+            shapes, kernel and costs alone: what zero-shot transfer to new operators needs.
     """
 
     def __init__(self, width: int = 96, layers: int = 4, conv: str = "graphconv", pooling: str = "mean",
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, op_dropout: float = 0.15):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.width, self.num_layers, self.conv_kind, self.pooling_kind = width, layers, conv, pooling
+        self.op_dropout = op_dropout
         self.op_embedding = nn.Embedding(len(CATEGORIES), width)
+        nn.init.zeros_(self.op_embedding.weight)
         self.feature_projection = nn.Linear(NUM_FEATURES, width)
         self.forward_convs = nn.ModuleList(_make_conv(conv, width) for _ in range(layers))
         self.backward_convs = nn.ModuleList(_make_conv(conv, width) for _ in range(layers))
@@ -69,6 +75,7 @@ class CGEncoder(nn.Module):
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+        nn.init.zeros_(self.op_embedding.weight)
 
     def _conv(self, conv: nn.Module, h: torch.Tensor, edge_index: torch.Tensor, direction: int) -> torch.Tensor:
         if self.direction is not None:
@@ -78,7 +85,10 @@ class CGEncoder(nn.Module):
 
     def node_states(self, data) -> list[torch.Tensor]:
         """Node states after the input embedding and after each layer (for adapters)."""
-        h = self.op_embedding(data.op) + self.feature_projection(data.x)
+        category = self.op_embedding(data.op)
+        if self.training and self.op_dropout > 0:
+            category = category * (torch.rand(category.size(0), 1, device=category.device) >= self.op_dropout)
+        h = category + self.feature_projection(data.x)
         states = [h]
         reverse = data.edge_index.flip(0)
         for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
