@@ -17,13 +17,17 @@ class BenchDataModule(L.LightningDataModule):
         train_size: optional absolute number of training graphs (few-shot); the rest is split
             between validation and test by ``split``'s proportions.
         seed: the split seed (recorded in checkpoints through the hyperparameters).
+        min_label: drop training graphs whose label is below it (GENNAPE drops NB-101 networks under
+            80 %: a few failed trainings would otherwise dominate a squared loss); validation and
+            test splits keep everything.
         limit: use the first ``limit`` architectures of each space (quick runs and tests).
         data_root, workers: where labels live; processes for building CGs (cached after).
     """
 
     def __init__(self, keys: list[str] | str = "nb101/val_acc_108", batch_size: int = 256,
                  split: tuple[float, float, float] = (0.8, 0.1, 0.1), train_size: int | None = None,
-                 seed: int = 0, limit: int | None = None, data_root: str | None = None, workers: int | None = None):
+                 seed: int = 0, min_label: float | None = None, limit: int | None = None, data_root: str | None = None,
+                 workers: int | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.keys = [keys] if isinstance(keys, str) else list(keys)
@@ -39,7 +43,10 @@ class BenchDataModule(L.LightningDataModule):
             n_train = hp.train_size if hp.train_size is not None else int(len(dataset) * hp.split[0])
             rest = len(dataset) - n_train
             n_val = int(round(rest * hp.split[1] / max(hp.split[1] + hp.split[2], 1e-9)))
-            parts["train"].append(dataset[order[:n_train]])
+            train = order[:n_train]
+            if hp.min_label is not None:
+                train = train[dataset.y[train] >= hp.min_label]
+            parts["train"].append(dataset[train])
             parts["val"].append(dataset[order[n_train:n_train + n_val]])
             parts["test"].append(dataset[order[n_train + n_val:]])
         self.train_set, self.val_set, self.test_set = (_join(parts[k]) for k in ("train", "val", "test"))
