@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="fewer keys and epochs (smoke test)")
+    parser.add_argument("--keys", nargs="+", default=None, help=f"zero-shot targets (default: {' '.join(ZERO_SHOT_KEYS)})")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -94,7 +95,7 @@ def main() -> None:
     hp = dict(pretrained.hparams)
     results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
-    keys = ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS
+    keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
     datasets = {}
     for key in keys:
         start = time.time()
