@@ -138,7 +138,7 @@ class Predictor:
             return self.model.embed(collate(graphs)).numpy()
 
     def finetune(self, inputs: Sequence[Any], labels: Sequence[float], epochs: int = 100, trainable: str = "top",
-                 lr: float = 2e-3, seed: int = 0, source: str = "", example_input: Any = None,
+                 lr: float = 1e-2, seed: int = 0, source: str = "", example_input: Any = None,
                  progress: bool = False, recalibrate: bool = True) -> "Predictor":
         """A new predictor adapted to a family of 10-100 labelled networks (this one is unchanged).
 

@@ -1,0 +1,48 @@
+"""The NAS-loop surrogate: scikit-learn conventions and NASLib's interface, on real NB-201 labels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from bench_data import registry
+from bench_data.paths import MissingBenchmarkFile
+from predictors.api import available_checkpoints
+from predictors.metrics import srcc
+from predictors.surrogate import CGSurrogate, NASLibPredictor
+
+pytestmark = pytest.mark.skipif("nb101" not in available_checkpoints(), reason="the nb101 checkpoint is not shipped")
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    try:
+        records = registry.load_records("nb201")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    rng = np.random.default_rng(0)
+    chosen = [records[i] for i in rng.choice(len(records), 120, replace=False)]
+    return [r.arch for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
+
+
+def test_estimator_contract(nb201):
+    archs, y = nb201
+    surrogate = CGSurrogate(space="nb201", checkpoint="nb101", epochs=60)
+    assert clone(surrogate).get_params() == surrogate.get_params()
+    zero_shot = surrogate.predict(archs[40:])  # before fit: the pretrained checkpoint answers
+    assert surrogate.fit(archs[:40], y[:40]) is surrogate and surrogate.n_train_ == 40
+    mean, std = surrogate.predict(archs[40:], return_std=True)
+    assert mean.shape == std.shape == (80,) and (std > 0).all()
+    assert srcc(mean, y[40:]) > 0.6
+    assert abs(mean.mean() - y[40:].mean()) < abs(zero_shot.mean() - y[40:].mean()) + 1.0  # now on NB-201's scale
+    assert surrogate.score(archs[40:], y[40:]) > 0  # RegressorMixin R^2 works on our predictions
+    with pytest.raises(ValueError, match="labels"):
+        surrogate.fit(archs[:10], y[:9])
+
+
+def test_naslib_interface(nb201):
+    archs, y = nb201
+    predictor = NASLibPredictor("nb201", checkpoint="nb101", epochs=40)
+    predictor.fit(archs[:30], y[:30])
+    out = predictor.query(archs[30:60])
+    assert out.shape == (30,) and np.isfinite(out).all()
