@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="fewer keys and epochs (smoke test)")
     parser.add_argument("--keys", nargs="+", default=None, help=f"zero-shot targets (default: {' '.join(ZERO_SHOT_KEYS)})")
+    parser.add_argument("--out", default="gennape_protocol", help="results file stem in experiments/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -160,9 +161,9 @@ def main() -> None:
         _shots_plot(results, RESULTS / "in_space_nb201.png")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gennape_protocol.json").write_text(json.dumps(results, indent=1))
-    (RESULTS / "gennape_protocol.md").write_text(_markdown(results))
-    print(f"wrote {RESULTS / 'gennape_protocol.md'}")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / f"{args.out}.md").write_text(_markdown(results))
+    print(f"wrote {RESULTS / args.out}.md")
 
 
 def _mean_std(rows: list[dict]) -> dict:
