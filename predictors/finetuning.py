@@ -13,6 +13,7 @@ from graph_encoders.lean import collate
 
 from .api import calibrate, ood_threshold
 from .losses import pairwise_ranking_loss
+from .metrics import srcc
 
 if TYPE_CHECKING:
     from .api import Predictor
@@ -30,7 +31,9 @@ def _trainable_parameters(model, trainable: str) -> list[torch.nn.Parameter]:
     return [p for p in params if p.dtype.is_floating_point]
 
 
-def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, progress: bool = False):
+def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, progress: bool = False,
+         on_epoch=None):
+    """Full-batch training; ``on_epoch(e, model)`` is called before training (e = 0) and after each epoch."""
     torch.manual_seed(seed)
     model.transform.fit(y, batch.macs)
     target = model.transform(y, batch.macs)
@@ -45,17 +48,37 @@ def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, pro
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="fine-tuning", unit="epoch")
-    model.train()
-    for _ in steps:
+    if on_epoch is not None:
+        on_epoch(0, model.eval())
+    for epoch in steps:
+        model.train()
         optimizer.zero_grad()
         pred = model(batch)
         loss = F.mse_loss(pred, target) + 0.5 * pairwise_ranking_loss(pred, target)
         loss.backward()
         optimizer.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model.eval())
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+@torch.no_grad()
+def _match_scale(model, batch, y: torch.Tensor) -> None:
+    """Least-squares affine map of the predictions onto the family's labels, folded into the label
+    transform (a positive slope keeps the ranking): a short or zero-epoch fine-tune still speaks the
+    family's label scale."""
+    z = model(batch)
+    target = model.transform(y, batch.macs)
+    slope = torch.cov(torch.stack([z, target]))[0, 1] / z.var().clamp_min(1e-12)
+    if slope <= 0:
+        return
+    intercept = target.mean() - slope * z.mean()
+    transform = model.transform
+    transform.mean.add_(intercept * transform.std)
+    transform.std.mul_(slope)
 
 
 def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: int, trainable: str, lr: float,
@@ -67,29 +90,46 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     if len(graphs) < 5:
         raise ValueError(f"fine-tuning needs at least 5 labelled networks, got {len(graphs)}")
     y = torch.as_tensor(labels, dtype=torch.float32)
-    # Calibration from cross-validated residuals: each fold's model never saw its test networks.
+    # Cross-validation: each fold's model never saw its test networks. It picks how long to train
+    # (0 epochs, i.e. the pretrained ranking, included: fine-tuning must earn its place) and gives
+    # the residuals that calibrate the uncertainty.
+    checkpoints = sorted({0, *[e for e in (10, 25, 50, 100, 200) if e < epochs], epochs}) if recalibrate else [epochs]
+    outputs = {e: (np.zeros(len(graphs)), np.zeros(len(graphs)), np.zeros(len(graphs))) for e in checkpoints}
     rng = np.random.default_rng(seed)
     folds = np.array_split(rng.permutation(len(graphs)), min(FOLDS, len(graphs))) if recalibrate else []
-    residuals, spreads = np.zeros(len(graphs)), np.zeros(len(graphs))
     for fold in folds:
         train_idx = np.setdiff1d(np.arange(len(graphs)), fold)
-        model = _fit(copy.deepcopy(base.model), collate([graphs[i] for i in train_idx]), y[train_idx], epochs,
-                     trainable, lr, seed)
-        with torch.no_grad():
-            test = collate([graphs[i] for i in fold])
-            h = model.embed(test)
-            per_cluster, u = model.head.per_cluster(h), model.head.memberships(h)
-            z = (u * per_cluster).sum(1)
-            residuals[fold] = (z - model.transform(y[fold], test.macs)).numpy()
-            spreads[fold] = (u * (per_cluster - z[:, None]) ** 2).sum(1).numpy()
+        test = collate([graphs[i] for i in fold])
+
+        def record(epoch, model, fold=fold, test=test):
+            if epoch not in outputs:
+                return
+            with torch.no_grad():
+                h = model.embed(test)
+                per_cluster, u = model.head.per_cluster(h), model.head.memberships(h)
+                z = (u * per_cluster).sum(1)
+                z_true = model.transform(y[fold], test.macs)
+                outputs[epoch][0][fold] = z.numpy()
+                outputs[epoch][1][fold] = (z - z_true).numpy()
+                outputs[epoch][2][fold] = (u * (per_cluster - z[:, None]) ** 2).sum(1).numpy()
+
+        _fit(copy.deepcopy(base.model), collate([graphs[i] for i in train_idx]), y[train_idx], epochs, trainable, lr,
+             seed, on_epoch=record)
+    if recalibrate:
+        scores = {e: srcc(outputs[e][0], labels) for e in checkpoints}
+        chosen = max(checkpoints, key=lambda e: (round(scores[e], 3), e))
+    else:
+        chosen, scores = epochs, {}
     batch = collate(graphs)
-    model = _fit(copy.deepcopy(base.model), batch, y, epochs, trainable, lr, seed, progress)
+    model = _fit(copy.deepcopy(base.model), batch, y, chosen, trainable, lr, seed, progress)
+    _match_scale(model, batch, y)
     with torch.no_grad():
         family = model.embed(batch).numpy()
     centers = np.concatenate([np.asarray(base.ood["centers"]), family])
     ood = {**ood_threshold(family, centers), "threshold": float(base.ood["threshold"])}
     metadata = {**base.metadata, "finetuned_from": base.metadata.get("name", ""), "finetuned_on": source,
-                "finetune_labels": len(graphs), "finetune_epochs": epochs, "finetune_trainable": trainable,
+                "finetune_labels": len(graphs), "finetune_epochs": chosen, "finetune_cv_srcc": scores,
+                "finetune_trainable": trainable,
                 "finetune_seed": seed, "label": "the fine-tuning family's labels"}
-    calibration = calibrate(spreads, residuals) if recalibrate else dict(base.calibration)
+    calibration = calibrate(outputs[chosen][2], outputs[chosen][1]) if recalibrate else dict(base.calibration)
     return Predictor(model, calibration, ood, metadata, base.hparams)
