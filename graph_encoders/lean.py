@@ -34,22 +34,29 @@ class GraphBatch:
         return self
 
 
+def graph_arrays(cg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CG's features, categories and edges as arrays, computed once per CG object (search loops
+    and surrogates score the same graphs again and again)."""
+    cached = getattr(cg, "_arrays", None)
+    if cached is None:
+        x = np.asarray([node_features(n) for n in cg.nodes], dtype=np.float32).reshape(-1, NUM_FEATURES)
+        op = np.asarray([CATEGORY_INDEX[n.category] for n in cg.nodes], dtype=np.int64)
+        edges = np.asarray(cg.edges, dtype=np.int64).reshape(-1, 2)
+        cached = cg._arrays = (x, op, edges)
+    return cached
+
+
 def collate(cgs) -> GraphBatch:
     """Batch computation graphs: node tensors stacked, edge indices offset, ``batch`` vector."""
-    xs, ops, edges, owner, offset = [], [], [], [], 0
-    for i, cg in enumerate(cgs):
-        xs.extend(node_features(n) for n in cg.nodes)
-        ops.extend(CATEGORY_INDEX[n.category] for n in cg.nodes)
-        if cg.edges:
-            edges.append(np.asarray(cg.edges, dtype=np.int64) + offset)
-        owner.extend([i] * cg.num_nodes)
-        offset += cg.num_nodes
-    edge_index = torch.from_numpy(np.concatenate(edges).T.copy()) if edges else torch.zeros(2, 0, dtype=torch.long)
+    arrays = [graph_arrays(cg) for cg in cgs]
+    sizes = np.array([len(op) for _, op, _ in arrays], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    edges = np.concatenate([e + o for (_, _, e), o in zip(arrays, offsets)]) if arrays else np.zeros((0, 2), np.int64)
     return GraphBatch(
-        x=torch.tensor(xs, dtype=torch.float32).reshape(-1, NUM_FEATURES),
-        op=torch.tensor(ops, dtype=torch.long),
-        edge_index=edge_index,
-        batch=torch.tensor(owner, dtype=torch.long),
+        x=torch.from_numpy(np.concatenate([x for x, _, _ in arrays])),
+        op=torch.from_numpy(np.concatenate([op for _, op, _ in arrays])),
+        edge_index=torch.from_numpy(edges.T.copy()),
+        batch=torch.from_numpy(np.repeat(np.arange(len(arrays)), sizes)),
         macs=torch.tensor([float(cg.macs) for cg in cgs]),
         params=torch.tensor([float(cg.params) for cg in cgs]),
         num_graphs=len(cgs),
@@ -86,11 +93,27 @@ class LeanEncoder(nn.Module):
 
     def forward(self, data) -> torch.Tensor:
         h = self.op_embedding(data.op) + self.feature_projection(data.x)
-        reverse = data.edge_index.flip(0)
-        for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
-            h = norm(h + torch.relu(fwd(h, data.edge_index) + bwd(h, reverse)))
+        if torch.is_grad_enabled():  # training (fine-tuning): the layer modules, differentiable
+            reverse = data.edge_index.flip(0)
+            for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
+                h = norm(h + torch.relu(fwd(h, data.edge_index) + bwd(h, reverse)))
+        else:  # inference: both directions and the root term in one matrix product per layer
+            h = self._fast_layers(h, data.edge_index)
         pooled = torch.zeros(data.num_graphs, h.size(1), dtype=h.dtype).index_add_(0, data.batch, h)
         if self.pooling == "mean":
             counts = torch.bincount(data.batch, minlength=data.num_graphs).clamp_min(1).unsqueeze(1)
             pooled = pooled / counts
         return pooled
+
+    def _fast_layers(self, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        src, dst = edge_index
+        width = h.size(1)
+        for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
+            # Sums and linear maps commute: project first (one product for both directions and the
+            # root term), then sum the projected predecessors and successors.
+            weight = torch.cat([fwd.lin_rel.weight, bwd.lin_rel.weight, fwd.lin_root.weight + bwd.lin_root.weight])
+            projected = h @ weight.t()
+            update = projected[:, 2 * width:] + (fwd.lin_rel.bias + bwd.lin_rel.bias)
+            update.index_add_(0, dst, projected[src, :width]).index_add_(0, src, projected[dst, width:2 * width])
+            h = norm(h + torch.relu(update))
+        return h
