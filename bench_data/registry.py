@@ -64,8 +64,17 @@ def space_version(name: str) -> int:
     return _entry(name).version
 
 
+HELP_SPACES = {"nb201": "nb201", "nasbench201": "nb201", "fbnet": "fbnet", "ofa": "ofa_mbv3", "ofa_mbv3": "ofa_mbv3"}
+
+
 def parse_key(key: str) -> tuple[str, str]:
-    """``"nb201/cifar10"`` -> ``("nb201", "cifar10")``."""
+    """``"nb201/cifar10"`` -> ``("nb201", "cifar10")``; HELP latency keys ``"help/<space>/<device>"``
+    -> ``(<space>, "latency:<device>")``."""
+    if key.startswith("help/"):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[1] not in HELP_SPACES:
+            raise ValueError(f"latency keys are 'help/<space>/<device>' with space in {sorted(HELP_SPACES)}, got {key!r}")
+        return HELP_SPACES[parts[1]], f"latency:{parts[2]}"
     space, _, target = key.partition("/")
     if not target:
         raise ValueError(f"dataset key {key!r} must be '<space>/<target>', e.g. 'nb201/cifar10'")

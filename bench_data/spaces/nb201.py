@@ -43,6 +43,7 @@ from bench_data.spaces.base import ArchRecord, SearchSpace
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NATS_FILE = "nb201_nats_landscape/nats_bench.csv"
 NASWOT_FILE = "nb201_naswot/arch_score_acc_derived.csv"
+HELP_LATENCY_FILE = "help_latency/nb201_latency_derived.csv"  # optional: ms per device (HELP / HW-NAS-Bench)
 
 # Dataset -> (num_classes, input side). ImageNet16-120 is 16x16 with 120 classes.
 DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16": (120, 16)}
@@ -294,7 +295,8 @@ def load_records(
     Targets (percent, 200 epochs): ``cifar10`` (ori-test, trained on train+valid),
     ``cifar100`` and ``imagenet16`` (x-test), all means over seeds from NATS-Bench; plus
     from NASWOT's file ``cifar10_valid`` (CIFAR-10 validation accuracy) and ``naswot``
-    (the NASWOT score; absent for the 341 rows where it is NaN).
+    (the NASWOT score; absent for the 341 rows where it is NaN), and from HELP's file
+    ``latency:<device>`` in ms for 27 device/batch settings (HELP's NB-201 setting).
 
     ``stored_params`` is NASWOT's ``params`` (millions, CIFAR-10 net) converted to an exact
     integer count. For ``dataset`` cifar100 / imagenet16 it is that count plus the larger
@@ -308,6 +310,7 @@ def load_records(
         nats = list(csv.DictReader(f))
     with open(benchmark_file(NASWOT_FILE, root), newline="") as f:
         naswot = {int(r["arch"]): r for r in csv.DictReader(f)}
+    latency = _help_latency(root)
 
     records = []
     for index, row in enumerate(nats):
@@ -327,8 +330,23 @@ def load_records(
             if not math.isnan(score):
                 targets["naswot"] = score
             params = round(float(extra["params"]) * 1e6) + delta
+        for device, value in latency.get(index, {}).items():
+            targets[f"latency:{device}"] = value
         records.append(ArchRecord(arch=arch, targets=targets, stored_params=params, index=index))
     return records
+
+
+def _help_latency(root) -> dict[int, dict[str, float]]:
+    """HELP's NB-201 latencies (ms) by arch index and device; empty when the file is absent."""
+    try:
+        path = benchmark_file(HELP_LATENCY_FILE, root)
+    except FileNotFoundError:
+        return {}
+    table = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            table[int(row["idx"])] = {k: float(v) for k, v in row.items() if k not in ("idx", "arch_str") and v != ""}
+    return table
 
 
 __all__: Sequence[str] = [
