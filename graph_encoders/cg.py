@@ -93,7 +93,7 @@ class ComputationGraph:
         shapes = " ".join("x".join(str(d) for d in s) for s in self.input_shapes)
         line = (
             f"{self.source or '<model>'}: {self.num_nodes} nodes, {len(self.edges)} edges, depth {self.depth}, "
-            f"ops [{top}], FLOPs {_si(self.macs)} (MACs), params {_si(self.params)}, input {shapes or '?'}"
+            f"ops [{top}], FLOPs {format_si(self.macs)} (MACs), params {format_si(self.params)}, input {shapes or '?'}"
         )
         if self.unknown_ops:
             line += f", unknown ops as 'other': {','.join(sorted(set(self.unknown_ops)))}"
@@ -180,7 +180,8 @@ def _flat_node(node: CGNode) -> dict:
     return flat
 
 
-def _si(value: float) -> str:
+def format_si(value: float) -> str:
+    """1234567 -> "1.235M" (also used by the predict table)."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.3f}{unit}"

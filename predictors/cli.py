@@ -110,7 +110,12 @@ def predict(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     graphs, errors = {}, {}
-    for i, path in enumerate(args.models):
+    paths = enumerate(args.models)
+    if len(args.models) > 20:  # long work shows progress (on stderr: stdout stays machine-readable)
+        from tqdm.auto import tqdm
+
+        paths = tqdm(paths, total=len(args.models), desc="parsing", unit="file", file=sys.stderr)
+    for i, path in paths:
         try:
             graphs[i] = onnx_to_cg(path)
         except ModelLoadError as err:
@@ -132,7 +137,7 @@ def predict(argv: list[str]) -> int:
 
 
 def _print_table(paths, predictions, errors, predictor) -> None:
-    from graph_encoders.cg import _si
+    from graph_encoders.cg import format_si
 
     width = max(len(str(p)) for p in paths)
     print(f"{'model':<{width}}  {'score':>7}  {'accuracy':>15}  {'FLOPs':>9}  {'params':>9}  note")
@@ -143,7 +148,7 @@ def _print_table(paths, predictions, errors, predictor) -> None:
         p = predictions[i]
         note = "OOD: far from the training networks" if p.ood else ""
         accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
-        print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}  {_si(p.flops):>9}  {_si(p.params):>9}  {note}")
+        print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}  {format_si(p.flops):>9}  {format_si(p.params):>9}  {note}")
     print(f"(checkpoint: {predictor.describe()})")
 
 
