@@ -76,14 +76,10 @@ def test_shipped_checkpoints_load_and_describe_themselves():
 
 @pytest.mark.slow
 @pytest.mark.skipif("nb101" not in available_checkpoints(), reason="the nb101 checkpoint is not shipped")
-def test_finetune_through_the_cli_adapts_to_a_labelled_family(tmp_path):
+def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path):
     """The shipped NB-101 checkpoint meets NB-201 networks (ONNX files) with their real CIFAR-10 labels:
-    fine-tune on 40 through the CLI, predict 100 others with the new checkpoint.
-
-    The new checkpoint speaks the family's label scale (its mean prediction matches). Its ranking must not
-    get worse: cross-validation picks the training length, 0 epochs included. (With 40 labels it
-    does not improve on NB-201 either, see the closing notes: zero-shot is already at ~0.7.)
-    """
+    fine-tune on 100 through the CLI, predict 100 others with the new checkpoint: the ranking improves
+    and the predictions move to the family's label scale."""
     from predictors.metrics import srcc
 
     try:
@@ -92,23 +88,23 @@ def test_finetune_through_the_cli_adapts_to_a_labelled_family(tmp_path):
         pytest.skip(str(err))
     space = registry.get_space("nb201")
     rng = np.random.default_rng(0)
-    chosen = [records[i] for i in rng.choice(len(records), 140, replace=False)]
+    chosen = [records[i] for i in rng.choice(len(records), 200, replace=False)]
     for i, record in enumerate(chosen):
         onnx.save(space.to_onnx(record.arch), tmp_path / f"net{i}.onnx")
     with open(tmp_path / "labels.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "accuracy"])
-        writer.writerows([f"net{i}.onnx", r.targets["cifar10"]] for i, r in enumerate(chosen[:40]))
-    held_out = [tmp_path / f"net{i}.onnx" for i in range(40, 140)]
-    truth = [r.targets["cifar10"] for r in chosen[40:]]
+        writer.writerows([f"net{i}.onnx", r.targets["cifar10"]] for i, r in enumerate(chosen[:100]))
+    held_out = [tmp_path / f"net{i}.onnx" for i in range(100, 200)]
+    truth = [r.targets["cifar10"] for r in chosen[100:]]
 
     before = json.loads(run_predict(*held_out, "--checkpoint", "nb101", "--json").stdout)
     tuned = tmp_path / "tuned.ckpt"
     result = run_predict("finetune", tmp_path / "labels.csv", "--checkpoint", "nb101", "--out", tuned, "--epochs", "100")
     assert result.returncode == 0, result.stderr
-    assert "fine-tuned on 40 networks" in result.stdout
+    assert "fine-tuned on 100 networks" in result.stdout
     after = json.loads(run_predict(*held_out, "--checkpoint", tuned, "--json").stdout)
     acc_before, acc_after = [r["accuracy"] for r in before], [r["accuracy"] for r in after]
-    assert abs(np.mean(acc_after) - np.mean(truth)) < 3.0  # the family's scale, fitted on its 40 labels
-    assert srcc(acc_after, truth) > srcc(acc_before, truth) - 0.05
-    assert Predictor.from_pretrained(tuned).metadata["finetune_labels"] == 40
+    assert abs(np.mean(acc_after) - np.mean(truth)) < 3.0  # the family's scale, fitted on its labels
+    assert srcc(acc_after, truth) > srcc(acc_before, truth) + 0.03, (srcc(acc_before, truth), srcc(acc_after, truth))
+    assert Predictor.from_pretrained(tuned).metadata["finetune_labels"] == 100
