@@ -114,7 +114,7 @@ class LeanEncoder(nn.Module):
         for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
             update = torch.addmm(fwd.lin_rel.bias + bwd.lin_rel.bias, incoming @ h, fwd.lin_rel.weight.t())
             update.addmm_(outgoing @ h, bwd.lin_rel.weight.t()).addmm_(h, (fwd.lin_root.weight + bwd.lin_root.weight).t())
-            h = norm(h + torch.relu(update))
+            h = norm(update.relu_().add_(h))
         return h
 
 

@@ -97,7 +97,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 1024):
+    def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512):
         from graph_encoders.lean import collate
 
         outs = {"score": [], "label": [], "spread": [], "distance": []}
@@ -115,7 +115,7 @@ class Predictor:
             outs["distance"].append(torch.cdist(h, torch.as_tensor(self.ood["centers"], dtype=h.dtype)).min(1).values)
         return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in outs.items()}
 
-    def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 1024) -> list[Prediction]:
+    def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> list[Prediction]:
         """Predictions for every input, in order."""
         graphs = self.to_graphs(inputs, example_input)
         out = self._forward(graphs, batch_size)
