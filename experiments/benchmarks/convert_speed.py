@@ -25,20 +25,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from experiments.benchmarks.timing import best_of  # noqa: E402
+
 from bench_data.spaces.nb201 import NB201Space  # noqa: E402
 from graph_encoders import export_torch, onnx_to_cg  # noqa: E402
 from tests.zoo import ViT, build, resnet50  # noqa: E402
 
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def baseline(path: Path) -> None:

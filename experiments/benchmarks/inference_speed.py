@@ -19,15 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-
-def best_of(repeats: int, fn) -> float:
-    """Fastest of ``repeats`` runs: other processes on the 2 cores only ever slow a run down."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from experiments.benchmarks.timing import best_of  # noqa: E402
 
 
 def wall(cmd: list[str], repeats: int = 3) -> float:
