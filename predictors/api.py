@@ -104,11 +104,7 @@ class Predictor:
         for start in range(0, len(graphs), batch_size):
             batch = collate(graphs[start:start + batch_size])
             h = self.model.embed(batch)
-            head = self.model.head
-            memberships = head.memberships(h)
-            per_cluster = head.per_cluster(h)
-            score = (memberships * per_cluster).sum(1)
-            spread = ((memberships * (per_cluster - score[:, None]) ** 2).sum(1))
+            score, spread = self.model.head.predict_with_spread(h)
             outs["score"].append(score)
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
             outs["spread"].append(spread)

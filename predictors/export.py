@@ -13,7 +13,6 @@ import datetime
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
@@ -41,12 +40,10 @@ def export(lightning_ckpt: Path, config: dict, out: Path, recipe: str, command: 
         with torch.no_grad():
             for batch in torch.utils.data.DataLoader(dataset, batch_size=1024, collate_fn=_collate):
                 h = module.model.embed(batch)
-                per_cluster = module.model.head.per_cluster(h)
-                u = module.model.head.memberships(h)
-                z = (u * per_cluster).sum(1)
+                z, disagreement = module.model.head.predict_with_spread(h)
                 preds.append(z)
                 labels.append(module.model.transform(batch.y, batch.macs))
-                spread.append((u * (per_cluster - z[:, None]) ** 2).sum(1))
+                spread.append(disagreement)
                 embeds.append(h)
                 macs.append(batch.macs)
         return [torch.cat(x).numpy() for x in (preds, labels, spread, embeds, macs)]

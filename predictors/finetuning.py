@@ -105,13 +105,11 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
             if epoch not in outputs:
                 return
             with torch.no_grad():
-                h = model.embed(test)
-                per_cluster, u = model.head.per_cluster(h), model.head.memberships(h)
-                z = (u * per_cluster).sum(1)
+                z, spread = model.head.predict_with_spread(model.embed(test))
                 z_true = model.transform(y[fold], test.macs)
                 outputs[epoch][0][fold] = z.numpy()
                 outputs[epoch][1][fold] = (z - z_true).numpy()
-                outputs[epoch][2][fold] = (u * (per_cluster - z[:, None]) ** 2).sum(1).numpy()
+                outputs[epoch][2][fold] = spread.numpy()
 
         _fit(copy.deepcopy(base.model), collate([graphs[i] for i in train_idx]), y[train_idx], epochs, trainable, lr,
              seed, on_epoch=record)

@@ -56,7 +56,14 @@ class ClusterMixtureHead(nn.Module):
         return torch.einsum("bkh,kho->bko", hidden, self.w2).squeeze(-1) + self.b2.squeeze(-1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return (self.memberships(h) * self.per_cluster(h)).sum(1)
+        return self.predict_with_spread(h)[0]
+
+    def predict_with_spread(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixed prediction and the membership-weighted variance of the cluster heads around it
+        (their disagreement: the raw material of the calibrated uncertainty)."""
+        u, per_cluster = self.memberships(h), self.per_cluster(h)
+        mixed = (u * per_cluster).sum(1)
+        return mixed, (u * (per_cluster - mixed[:, None]) ** 2).sum(1)
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, n_clusters={self.n_clusters}, m={self.m}, learn_centers={self.learn_centers}"

@@ -13,7 +13,7 @@ from graph_encoders import ComputationGraph, ModelLoadError, export_torch, onnx_
 from graph_encoders.features import NUM_FEATURES
 from graph_encoders.vocabulary import CATEGORIES
 
-from .conftest import EXPORT_MODES, export
+from .conftest import EXPORT_MODES
 from .zoo import ZOO, build, inference_params
 
 RECURRENT = {"lstm", "gru"}

@@ -101,3 +101,19 @@ def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
     assert tuned.metadata["finetune_labels"] == len(graphs)
     with pytest.raises(ValueError, match="at least 5"):
         base.finetune(graphs[:3], labels[:3])
+
+
+def test_cluster_head_spread_is_the_disagreement_of_its_heads():
+    from predictors.heads import ClusterMixtureHead
+
+    torch.manual_seed(0)
+    head = ClusterMixtureHead(8, n_clusters=3, hidden=4)
+    head.set_centers(torch.randn(3, 8))  # also makes the three MLPs identical
+    h = torch.randn(16, 8)
+    mixed, spread = head.predict_with_spread(h)
+    assert torch.allclose(mixed, head(h)) and torch.allclose(spread, torch.zeros(16), atol=1e-10)
+    with torch.no_grad():
+        head.b2[1] += 2.0  # one cluster now predicts 2 higher
+    mixed, spread = head.predict_with_spread(h)
+    u = head.memberships(h)[:, 1]
+    assert torch.allclose(spread, 4 * u * (1 - u), atol=1e-5)  # variance of a two-valued mixture
