@@ -104,29 +104,47 @@ def space_graphs(space: str, root=None, workers: int | None = None, shard: tuple
     ``shard=(rank, world)`` builds and caches only every ``world``-th architecture from ``rank``
     (for a distributed build); a later unsharded call merges complete shard files instead of
     rebuilding. ``limit`` takes the first ``limit`` records (tests, quick experiments).
+    Spaces labelled per target (TransNAS tasks, each with its own architecture sample) build
+    the union of all targets' architectures once, so seven tasks cost one build.
     """
     records = registry.load_records(space, root, target)
     if limit is not None:
         records = records[:limit]
     archs = [r.arch for r in records]
     workers = (os.cpu_count() or 1) if workers is None else workers
+    targets = registry.per_target_targets(space)
+    if not targets or limit is not None or shard is not None:
+        return _arch_graphs(space, archs, workers, shard), records
+    union = list(dict.fromkeys(r.arch for t in targets for r in registry.load_records(space, root, t)))
+    position = {arch: i for i, arch in enumerate(union)}
+    built = _arch_graphs(space, union, workers)
+    graphs = []
+    for i, arch in enumerate(archs):
+        data = built[position[arch]].clone()
+        data.index = torch.tensor([i])
+        graphs.append(data)
+    return graphs, records
+
+
+def _arch_graphs(space: str, archs: list, workers: int, shard: tuple[int, int] | None = None) -> list[Data]:
+    """CGs of ``archs`` from the cache, from complete shard files, or built (and cached)."""
     full = _cache_path(space, archs)
     if full.exists():
-        return torch.load(full, weights_only=False), records
+        return torch.load(full, weights_only=False)
     if shard is not None:
         rank, world = shard
         path = _cache_path(space, archs, shard)
         if not path.exists():
             mine = list(range(rank, len(archs), world))
             _atomic_save(build_graphs(space, [archs[i] for i in mine], mine, workers), path)
-        return torch.load(path, weights_only=False), records
+        return torch.load(path, weights_only=False)
     shards = sorted(full.parent.glob(full.stem + "-shard*of*.pt")) if full.parent.exists() else []
     if shards and len(shards) == int(shards[0].stem.rsplit("of", 1)[1]):
         graphs = sorted((g for p in shards for g in torch.load(p, weights_only=False)), key=lambda d: int(d.index))
     else:
         graphs = build_graphs(space, archs, range(len(archs)), workers)
     _atomic_save(graphs, full)
-    return graphs, records
+    return graphs
 
 
 class CGDataset(InMemoryDataset):

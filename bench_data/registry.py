@@ -60,6 +60,14 @@ def load_records(name: str, root: Any = None, target: str | None = None) -> list
     return module.load_records(root, **kwargs)
 
 
+def per_target_targets(name: str) -> tuple[str, ...]:
+    """The targets of a space labelled per target (TransNAS: its tasks); empty otherwise."""
+    entry = _entry(name)
+    if not entry.records_per_target:
+        return ()
+    return tuple(importlib.import_module(f"bench_data.spaces.{entry.module}").TASKS)
+
+
 def space_version(name: str) -> int:
     return _entry(name).version
 

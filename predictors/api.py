@@ -98,11 +98,11 @@ class Predictor:
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512):
-        from graph_encoders.lean import collate
+        from graph_encoders.lean import collate, node_budget_batches
 
         outs = {"score": [], "label": [], "spread": [], "distance": []}
-        for start in range(0, len(graphs), batch_size):
-            batch = collate(graphs[start:start + batch_size])
+        for chunk in node_budget_batches(graphs, batch_size):
+            batch = collate(chunk)
             h = self.model.embed(batch)
             score, spread = self.model.head.predict_with_spread(h)
             outs["score"].append(score)
@@ -113,25 +113,28 @@ class Predictor:
 
     def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> list[Prediction]:
         """Predictions for every input, in order."""
+        from graph_encoders.lean import graph_arrays
+
         graphs = self.to_graphs(inputs, example_input)
         out = self._forward(graphs, batch_size)
-        macs = np.array([g.macs for g in graphs], dtype=float)
+        macs, params = np.array([graph_arrays(g)[3:] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
         scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
         z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])
         std = z_std * float(self.model.transform.std) * scale
         return [
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
-                       ood_distance=float(d / self.ood["threshold"]), flops=int(g.macs), params=int(g.params))
-            for g, s, a, sd, d in zip(graphs, out["score"], out["label"], std, out["distance"])
+                       ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n))
+            for g, s, a, sd, d, f, n in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params)
         ]
 
     def embed(self, inputs: Iterable[Any], example_input: Any = None) -> np.ndarray:
-        from graph_encoders.lean import collate
+        from graph_encoders.lean import collate, node_budget_batches
 
         graphs = self.to_graphs(inputs, example_input)
         with torch.no_grad():
-            return self.model.embed(collate(graphs)).numpy()
+            parts = [self.model.embed(collate(chunk)) for chunk in node_budget_batches(graphs)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, self.model.embedding_dim), np.float32)
 
     def finetune(self, inputs: Sequence[Any], labels: Sequence[float], epochs: int = 100, trainable: str = "top",
                  lr: float = 1e-2, seed: int = 0, source: str = "", example_input: Any = None,

@@ -8,7 +8,7 @@ import torch
 from torch_geometric.data import Batch
 
 from graph_encoders import onnx_to_cg
-from graph_encoders.lean import collate
+from graph_encoders.lean import collate, node_budget_batches
 from predictors.api import Predictor, calibrate, ood_threshold
 from predictors.model import PerformancePredictor
 
@@ -37,6 +37,9 @@ def _random_predictor(seed=0, **kwargs) -> Predictor:
 def test_lean_encoder_matches_torch_geometric(graphs):
     torch.manual_seed(0)
     pyg = PerformancePredictor(width=32, layers=3, pooling="mean").eval()
+    with torch.no_grad():  # layer-norm scales and shifts away from their 1 / 0 initialisation
+        for p in pyg.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
     lean = PerformancePredictor(width=32, layers=3, pooling="mean", lean=True).eval()
     lean.load_state_dict(pyg.state_dict())
     batch = Batch.from_data_list([g.to_pyg() for g in graphs])
@@ -45,6 +48,14 @@ def test_lean_encoder_matches_torch_geometric(graphs):
         got = lean(collate(graphs))
     assert torch.allclose(expected, got, atol=1e-5)
     assert expected.std() > 0  # different networks, different predictions
+
+
+def test_node_budget_batches_cover_every_graph_in_order_within_the_budget(graphs):
+    budget = max(g.num_nodes for g in graphs)
+    batches = list(node_budget_batches(graphs, max_graphs=3, max_nodes=budget))
+    assert [g for batch in batches for g in batch] == graphs
+    assert all(len(batch) <= 3 and sum(g.num_nodes for g in batch) <= budget for batch in batches)
+    assert len(list(node_budget_batches(graphs, max_nodes=1))) == len(graphs)  # oversized graphs go alone
 
 
 def test_checkpoint_round_trip_and_batch_invariance(tmp_path, graphs):
