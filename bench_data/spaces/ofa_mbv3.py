@@ -109,10 +109,12 @@ class OFAMobileNetV3Space(SearchSpace):
 
     def load_records(self, root=None) -> list[ArchRecord]:
         """5,000 subnets sampled by HELP; targets ``"latency:<device>"`` in ms for 12 GPU
-        settings (2080ti, titan_rtx, titan_xp, v100 at batch 1 / 32 / 64)."""
+        settings (2080ti, titan_rtx, titanxp, v100 at batch 1 / 32 / 64). HELP's OFA files spell
+        the Titan Xp ``titan_xp``; it is renamed ``titanxp`` as in its NB-201 and FBNet files, so
+        one device has one name across spaces."""
         with open(benchmark_file(DATA_FILE, root)) as f:
             archs = json.load(f)["archs"]
         return [ArchRecord(parse_arch(a),
-                           {f"latency:{dev}": float(v) for dev, v in a["latency_ms"].items()},
+                           {f"latency:{dev.replace('titan_xp', 'titanxp')}": float(v) for dev, v in a["latency_ms"].items()},
                            index=int(a["idx"]))
                 for a in archs]

@@ -1,0 +1,168 @@
+"""Latency beside accuracy: per-device latency heads on the CG embedding and the graph's cost profile.
+
+Latency is mostly a sum over the kernels a network launches, so beside the (accuracy-trained)
+embedding the heads read a *cost profile*: per operator category, the number of nodes, their MACs
+and their output elements (launch count, arithmetic, memory traffic). A shared trunk maps these to
+a latency representation ``z``; each device is a linear read-out of ``z`` predicting standardised
+log latency. A new device needs only its read-out: a ridge regression of 10-20 measured networks'
+log latencies on ``z`` (:meth:`LatencyHeads.add_device`), the HELP setting without meta-learning.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from graph_encoders.vocabulary import CATEGORIES
+
+
+def cost_profile(batch) -> torch.Tensor:
+    """(graphs, 3 x categories) log1p of node count, MACs and output elements per operator category,
+    read back from the node features (columns 22 and 24 of :mod:`graph_encoders.features`)."""
+    n_categories, n_graphs = len(CATEGORIES), int(batch.num_graphs)
+    macs = torch.pow(10.0, batch.x[:, 22] * 10) - 1
+    elements = torch.pow(2.0, batch.x[:, 24] * 24) - 1
+    key = batch.batch * n_categories + batch.op
+    totals = torch.zeros(3, n_graphs * n_categories, dtype=torch.float64)
+    for row, values in enumerate((torch.ones_like(macs), macs, elements)):
+        totals[row].index_add_(0, key, values.double())
+    return torch.log1p(totals).view(3, n_graphs, n_categories).permute(1, 0, 2).reshape(n_graphs, -1).float()
+
+
+def latency_inputs(model, batch) -> torch.Tensor:
+    """What the latency heads read: the predictor's graph embedding and the cost profile."""
+    return torch.cat([model.embed(batch), cost_profile(batch)], dim=1)
+
+
+class LatencyHeads(nn.Module):
+    """Standardised inputs -> shared trunk ``z`` -> one linear read-out per device (standardised
+    log milliseconds). Device names are HELP's (``pixel3``, ``1080ti_32``, ...)."""
+
+    def __init__(self, in_dim: int, devices: list[str], hidden: int = 128, latent: int = 32):
+        super().__init__()
+        self.devices = list(devices)
+        self.register_buffer("input_mean", torch.zeros(in_dim))
+        self.register_buffer("input_std", torch.ones(in_dim))
+        self.trunk = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, latent), nn.ReLU())
+        self.readout = nn.Linear(latent, len(self.devices))
+        self.register_buffer("log_mean", torch.zeros(len(self.devices)))
+        self.register_buffer("log_std", torch.ones(len(self.devices)))
+
+    def latent(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.trunk((inputs - self.input_mean) / self.input_std)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Standardised log latency, (graphs, devices)."""
+        return self.readout(self.latent(inputs))
+
+    def predict_ms(self, inputs: torch.Tensor, devices: list[str] | None = None) -> torch.Tensor:
+        columns = [self.device_index(d) for d in (devices or self.devices)]
+        log_ms = self(inputs)[:, columns] * self.log_std[columns] + self.log_mean[columns]
+        return torch.exp(log_ms)
+
+    def device_index(self, device: str) -> int:
+        if device not in self.devices:
+            raise KeyError(f"unknown latency device {device!r}; this checkpoint knows: {', '.join(self.devices)}")
+        return self.devices.index(device)
+
+    @torch.no_grad()
+    def add_device(self, name: str, inputs: torch.Tensor, latency_ms) -> "LatencyHeads":
+        """A new device from a few measured networks: ridge regression (regularisation chosen by
+        leave-one-out) of their log latency on the trunk's ``z``; the trunk stays as trained."""
+        from sklearn.linear_model import RidgeCV
+
+        log_ms = np.log(np.asarray(latency_ms, dtype=float))
+        if len(log_ms) < 3 or not np.all(np.isfinite(log_ms)):
+            raise ValueError(f"{name}: need at least 3 positive, finite latencies, got {len(log_ms)}")
+        z = self.latent(inputs).double().numpy()
+        mean, std = float(log_ms.mean()), float(log_ms.std()) or 1.0
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25)).fit(z, (log_ms - mean) / std)
+        weight = torch.cat([self.readout.weight, torch.as_tensor(ridge.coef_, dtype=torch.float32)[None]])
+        bias = torch.cat([self.readout.bias, torch.tensor([float(ridge.intercept_)])])
+        if name in self.devices:  # re-measured: replace the read-out
+            keep = [i for i, d in enumerate(self.devices) if d != name]
+            weight, bias = weight[keep + [len(self.devices)]], bias[keep + [len(self.devices)]]
+            self.log_mean, self.log_std = self.log_mean[keep], self.log_std[keep]
+            self.devices = [self.devices[i] for i in keep]
+        self.readout = nn.Linear(weight.size(1), weight.size(0))
+        self.readout.weight.copy_(weight)
+        self.readout.bias.copy_(bias)
+        self.log_mean = torch.cat([self.log_mean, torch.tensor([mean])])
+        self.log_std = torch.cat([self.log_std, torch.tensor([std])])
+        self.devices.append(name)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict:
+        return {"devices": self.devices, "in_dim": int(self.input_mean.numel()),
+                "hidden": self.trunk[0].out_features, "latent": self.trunk[2].out_features,
+                "state_dict": self.state_dict()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LatencyHeads":
+        heads = cls(state["in_dim"], state["devices"], state["hidden"], state["latent"])
+        heads.load_state_dict(state["state_dict"])
+        return heads.eval()
+
+
+def fit_latency_heads(inputs: torch.Tensor, log_ms: torch.Tensor, devices: list[str], epochs: int = 300,
+                      lr: float = 3e-3, seed: int = 0, hidden: int = 128, latent: int = 32,
+                      progress: bool = False) -> LatencyHeads:
+    """Train on a (graphs, devices) table of log latencies with NaN where a device did not measure
+    a graph (different search spaces were measured on different devices). Full batch, Adam,
+    masked mean squared error on per-device standardised log latency."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    heads = LatencyHeads(inputs.size(1), devices, hidden, latent)
+    measured = torch.isfinite(log_ms)
+    with torch.no_grad():
+        heads.input_mean.copy_(inputs.mean(0))
+        heads.input_std.copy_(inputs.std(0).clamp_min(1e-3))
+        for j in range(len(devices)):
+            column = log_ms[measured[:, j], j]
+            heads.log_mean[j], heads.log_std[j] = column.mean(), column.std().clamp_min(1e-3)
+    target = torch.where(measured, (log_ms - heads.log_mean) / heads.log_std, torch.zeros_like(log_ms))
+    optimiser = torch.optim.Adam(heads.parameters(), lr=lr, weight_decay=1e-5)
+    for _ in tqdm(range(epochs), desc="latency heads", disable=not progress, mininterval=2.0):
+        optimiser.zero_grad()
+        loss = ((heads(inputs) - target) ** 2)[measured].mean()
+        loss.backward()
+        optimiser.step()
+    return heads.eval()
+
+
+def latency_table(checkpoint: str, spaces: list[str]):
+    """Latency-head inputs, FLOPs, space name and measured latencies (dict device -> array, NaN where
+    unmeasured) of every HELP network of ``spaces``."""
+    from torch_geometric.loader import DataLoader
+
+    from bench_data.datasets import space_graphs
+    from .api import checkpoint_path
+    from .model import PerformancePredictor
+
+    state = torch.load(checkpoint_path(checkpoint), map_location="cpu", weights_only=False)
+    model = PerformancePredictor(**state["hparams"]).eval()
+    model.load_state_dict(state["state_dict"], strict=False)
+    inputs, macs, names, latency = [], [], [], {}
+    for space in spaces:
+        graphs, records = space_graphs(space)
+        keep = [g for g in graphs if any(t.startswith("latency:") for t in records[int(g.index)].targets)]
+        with torch.no_grad():
+            inputs.append(torch.cat([latency_inputs(model, b) for b in DataLoader(keep, batch_size=1024)]))
+        macs.append(np.array([float(g.macs) for g in keep]))
+        offset = sum(len(n) for n in names)
+        names.append(np.array([space] * len(keep)))
+        for i, g in enumerate(keep):
+            for target, value in records[int(g.index)].targets.items():
+                if target.startswith("latency:") and value > 0:
+                    latency.setdefault(target.split(":", 1)[1], {})[offset + i] = value
+        print(f"{space}: {len(keep)} networks with latencies", flush=True)
+    n = sum(len(x) for x in names)
+    table = {d: np.array([v.get(i, np.nan) for i in range(n)]) for d, v in sorted(latency.items())}
+    return torch.cat(inputs), np.concatenate(macs), np.concatenate(names), table
+
+
+def within(pred: np.ndarray, true: np.ndarray, tolerance: float = 0.10) -> float:
+    """Share of predictions within +-``tolerance`` of the measured latency (HELP's and nn-Meter's measure)."""
+    return float(np.mean(np.abs(pred - true) <= tolerance * np.abs(true)))
