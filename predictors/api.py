@@ -7,7 +7,7 @@ out-of-distribution threshold, the feature/vocabulary versions it was trained wi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -38,9 +38,13 @@ class Prediction:
     ood_distance: float
     flops: int
     params: int
+    latency_ms: dict[str, float] = field(default_factory=dict)  # only the devices asked for
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        row = asdict(self)
+        if not self.latency_ms:
+            del row["latency_ms"]
+        return row
 
 
 def checkpoint_path(name_or_path: str | Path) -> Path:
@@ -61,9 +65,15 @@ def available_checkpoints() -> list[str]:
 class Predictor:
     """A trained predictor, ready for inference (no torch-geometric import on the default path)."""
 
-    def __init__(self, model: PerformancePredictor, calibration: dict, ood: dict, metadata: dict, hparams: dict):
+    def __init__(self, model: PerformancePredictor, calibration: dict, ood: dict, metadata: dict, hparams: dict,
+                 latency=None):
         self.model = model.eval()
         self.calibration, self.ood, self.metadata, self.hparams = calibration, ood, metadata, hparams
+        self.latency = latency  # predictors.latency.LatencyHeads, or None when not trained for latency
+
+    @property
+    def latency_devices(self) -> list[str]:
+        return list(self.latency.devices) if self.latency is not None else []
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -77,14 +87,19 @@ class Predictor:
                              f"v{state['vocabulary_version']}, this package has v{FEATURE_VERSION} / v{VOCABULARY_VERSION}")
         model = PerformancePredictor(**state["hparams"], lean=True)
         model.load_state_dict(state["state_dict"], strict=False)
-        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"])
+        latency = None
+        if state.get("latency") is not None:
+            from .latency import LatencyHeads
+
+            latency = LatencyHeads.from_state(state["latency"])
+        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency)
 
     def save(self, path: str | Path) -> None:
         state_dict = {k: v for k, v in self.model.state_dict().items()}
         torch.save({
             "format": CHECKPOINT_FORMAT, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
-            "metadata": self.metadata,
+            "metadata": self.metadata, "latency": self.latency.to_state() if self.latency is not None else None,
         }, path)
 
     # ------------------------------------------------------------------ inputs
@@ -97,13 +112,17 @@ class Predictor:
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512):
+    def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512, devices: Sequence[str] = ()):
         from graph_encoders.lean import collate, node_budget_batches
 
-        outs = {"score": [], "label": [], "spread": [], "distance": []}
+        outs = {"score": [], "label": [], "spread": [], "distance": [], "latency": []}
         for chunk in node_budget_batches(graphs, batch_size):
             batch = collate(chunk)
             h = self.model.embed(batch)
+            if devices:
+                from .latency import cost_profile
+
+                outs["latency"].append(self.latency.predict_ms(torch.cat([h, cost_profile(batch)], 1), list(devices)))
             score, spread = self.model.head.predict_with_spread(h)
             outs["score"].append(score)
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
@@ -111,12 +130,42 @@ class Predictor:
             outs["distance"].append(torch.cdist(h, torch.as_tensor(self.ood["centers"], dtype=h.dtype)).min(1).values)
         return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in outs.items()}
 
-    def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512) -> list[Prediction]:
-        """Predictions for every input, in order."""
+    def add_latency_device(self, name: str, inputs: Sequence[Any], latency_ms: Sequence[float],
+                           example_input: Any = None) -> "Predictor":
+        """A new predictor that also predicts latency on device ``name``, from 10-20 networks measured
+        on it (this one is unchanged). Needs a checkpoint with latency heads."""
+        import copy
+
+        from graph_encoders.lean import collate
+
+        from .latency import latency_inputs
+
+        if self.latency is None:
+            raise ValueError("this checkpoint has no latency heads to extend (train them with predictors.latency_export)")
+        graphs = self.to_graphs(inputs, example_input)
+        if len(graphs) != len(latency_ms):
+            raise ValueError(f"{len(graphs)} networks but {len(latency_ms)} latencies")
+        with torch.no_grad():
+            features = latency_inputs(self.model, collate(graphs))
+        heads = copy.deepcopy(self.latency).add_device(name, features, latency_ms)
+        metadata = dict(self.metadata, latency_devices_added=[*self.metadata.get("latency_devices_added", []),
+                                                              f"{name} ({len(graphs)} measured networks)"])
+        return Predictor(self.model, self.calibration, self.ood, metadata, self.hparams, heads)
+
+    def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512,
+                latency_devices: Sequence[str] = ()) -> list[Prediction]:
+        """Predictions for every input, in order; ``latency_devices`` adds predicted latencies (ms)
+        on those devices (names from :attr:`latency_devices`)."""
         from graph_encoders.lean import graph_arrays
 
+        devices = list(latency_devices)
+        for device in devices:
+            if device not in self.latency_devices:
+                known = ", ".join(self.latency_devices) or "none: this checkpoint has no latency heads"
+                raise KeyError(f"unknown latency device {device!r}; this checkpoint knows: {known}")
         graphs = self.to_graphs(inputs, example_input)
-        out = self._forward(graphs, batch_size)
+        out = self._forward(graphs, batch_size, devices)
+        latency = out["latency"] if devices else np.zeros((len(graphs), 0))
         macs, params = np.array([graph_arrays(g)[3:] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
         scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
@@ -124,8 +173,9 @@ class Predictor:
         std = z_std * float(self.model.transform.std) * scale
         return [
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
-                       ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n))
-            for g, s, a, sd, d, f, n in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params)
+                       ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n),
+                       latency_ms={device: float(ms) for device, ms in zip(devices, row)})
+            for g, s, a, sd, d, f, n, row in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params, latency)
         ]
 
     def embed(self, inputs: Iterable[Any], example_input: Any = None) -> np.ndarray:

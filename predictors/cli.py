@@ -1,6 +1,7 @@
 """The ``predict`` command (a contract: scripts depend on it, keep it stable).
 
-    predict MODEL.onnx [MODEL2.onnx ...] [--checkpoint NAME|PATH] [--json] [--batch-size N]
+    predict MODEL.onnx [MODEL2.onnx ...] [--checkpoint NAME|PATH] [--target latency:DEVICE ...] [--json]
+    predict --list-devices [--checkpoint NAME|PATH]
     predict convert MODEL.onnx [...] [--out cg.json | --graphml out.graphml]
 
 Heavy libraries (torch-geometric, lightning) are never imported on the prediction path, so the
@@ -82,6 +83,8 @@ What the numbers mean:
   OOD       the network is far from everything the checkpoint was trained on (its embedding is
             beyond the 99th percentile of the training networks'): treat its numbers with care.
   FLOPs     multiply-accumulates per sample (BatchNorm folded); params: learned parameters.
+  latency   with --target latency:DEVICE, predicted latency in ms on a device HELP measured (batch
+            size in the name, e.g. 1080ti_32; `--list-devices` lists them). JSON: "latency_ms".
 
 Subcommands: `predict convert --help` (ONNX -> computation graph), `predict finetune --help`."""
 
@@ -89,9 +92,12 @@ Subcommands: `predict convert --help` (ONNX -> computation graph), `predict fine
 def _predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="predict", description=PREDICT_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=Path, help="ONNX files")
+    parser.add_argument("models", nargs="*", type=Path, help="ONNX files")
     parser.add_argument("--checkpoint", default="default",
                         help="a shipped checkpoint name (default: %(default)s) or a .ckpt path")
+    parser.add_argument("--target", action="append", default=[], metavar="latency:DEVICE",
+                        help="also predict latency on DEVICE (repeatable); accuracy is always predicted")
+    parser.add_argument("--list-devices", action="store_true", help="list the latency devices of the checkpoint")
     parser.add_argument("--json", action="store_true", help="print one JSON list, one object per input, in order")
     parser.add_argument("--batch-size", type=int, default=256)
     return parser
@@ -109,6 +115,20 @@ def predict(argv: list[str]) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.list_devices:
+        print("\n".join(predictor.latency_devices) or f"{args.checkpoint}: no latency heads")
+        return 0
+    if not args.models:
+        print("error: no ONNX files given (see predict --help)", file=sys.stderr)
+        return 2
+    devices = []
+    for target in args.target:
+        kind, _, device = target.partition(":")
+        if kind != "latency" or device not in predictor.latency_devices:
+            known = ", ".join(predictor.latency_devices) or "none"
+            print(f"error: --target {target}: expected latency:DEVICE with DEVICE one of: {known}", file=sys.stderr)
+            return 2
+        devices.append(device)
     graphs, errors = {}, {}
     paths = enumerate(args.models)
     if len(args.models) > 20:  # long work shows progress (on stderr: stdout stays machine-readable)
@@ -120,7 +140,8 @@ def predict(argv: list[str]) -> int:
             graphs[i] = onnx_to_cg(path)
         except ModelLoadError as err:
             errors[i] = err
-    predictions = dict(zip(graphs, predictor.predict(list(graphs.values()), batch_size=args.batch_size)))
+    predictions = dict(zip(graphs, predictor.predict(list(graphs.values()), batch_size=args.batch_size,
+                                                     latency_devices=devices)))
     if args.json:
         rows = [
             predictions[i].to_dict() | {"path": str(path)} if i in predictions
@@ -129,26 +150,30 @@ def predict(argv: list[str]) -> int:
         ]
         print(json.dumps(rows, indent=1))
     else:
-        _print_table(args.models, predictions, errors, predictor)
+        _print_table(args.models, predictions, errors, predictor, devices)
     for i in sorted(errors):
         if not args.json:
             print(f"error: {errors[i]}", file=sys.stderr)
     return 1 if errors else 0
 
 
-def _print_table(paths, predictions, errors, predictor) -> None:
+def _print_table(paths, predictions, errors, predictor, devices) -> None:
     from graph_encoders.cg import format_si
 
     width = max(len(str(p)) for p in paths)
-    print(f"{'model':<{width}}  {'score':>7}  {'accuracy':>15}  {'FLOPs':>9}  {'params':>9}  note")
+    latency_header = "".join(f"  {f'ms {d}':>{max(10, len(d) + 3)}}" for d in devices)
+    print(f"{'model':<{width}}  {'score':>7}  {'accuracy':>15}{latency_header}  {'FLOPs':>9}  {'params':>9}  note")
     for i, path in enumerate(paths):
         if i in errors:
-            print(f"{str(path):<{width}}  {'-':>7}  {'-':>15}  {'-':>9}  {'-':>9}  error: {errors[i].problem}")
+            dashes = "".join(f"  {'-':>{max(10, len(d) + 3)}}" for d in devices)
+            print(f"{str(path):<{width}}  {'-':>7}  {'-':>15}{dashes}  {'-':>9}  {'-':>9}  error: {errors[i].problem}")
             continue
         p = predictions[i]
         note = "OOD: far from the training networks" if p.ood else ""
         accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
-        print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}  {format_si(p.flops):>9}  {format_si(p.params):>9}  {note}")
+        latency = "".join(f"  {p.latency_ms[d]:>{max(10, len(d) + 3)}.3f}" for d in devices)
+        print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}{latency}  {format_si(p.flops):>9}  "
+              f"{format_si(p.params):>9}  {note}")
     print(f"(checkpoint: {predictor.describe()})")
 
 

@@ -123,3 +123,23 @@ def test_datamodule_splits_are_seeded_and_disjoint():
 def test_unknown_target_names_the_known_ones():
     with pytest.raises((ValueError, MissingBenchmarkFile), match="cifar10|missing"):
         CGDataset("nb201/no_such_target", workers=0, limit=3)
+
+
+def test_per_task_samples_share_one_build(monkeypatch):
+    """TransNAS labels each task on its own sample of architectures: the CGs of their union are
+    built once, and every task's graphs are indexed into its own record list."""
+    real = registry.load_records
+    try:
+        base = real("tnb_micro", None, "class_scene")[:4]
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    samples = {"class_scene": base[:3], "jigsaw": base[1:4][::-1]}
+    monkeypatch.setattr(registry, "load_records", lambda space, root=None, target=None: samples.get(target or "class_scene", []))
+    scene, scene_records = space_graphs("tnb_micro", workers=0, target="class_scene")
+    jigsaw, jigsaw_records = space_graphs("tnb_micro", workers=0, target="jigsaw")
+    union = list(dict.fromkeys(r.arch for t in registry.per_target_targets("tnb_micro") for r in samples.get(t, [])))
+    assert len(union) == 4 and _cache_path("tnb_micro", union).exists()
+    assert [int(g.index) for g in jigsaw] == [0, 1, 2] and jigsaw_records == samples["jigsaw"]
+    same_arch = {id(r): g for r, g in zip(scene_records, scene)}
+    shared = scene_records[1]  # base[1]: second in class_scene, last in jigsaw
+    assert torch.equal(same_arch[id(shared)].x, jigsaw[2].x)
