@@ -134,7 +134,7 @@ def fit_latency_heads(inputs: torch.Tensor, log_ms: torch.Tensor, devices: list[
 
 def latency_table(checkpoint: str, spaces: list[str]):
     """Latency-head inputs, FLOPs, space name and measured latencies (dict device -> array, NaN where
-    unmeasured) of every HELP network of ``spaces``."""
+    unmeasured) of every HELP network of ``spaces``; ``"ofa_mbv3:2000"`` takes a space's first 2,000."""
     from torch_geometric.loader import DataLoader
 
     from bench_data.datasets import space_graphs
@@ -145,14 +145,15 @@ def latency_table(checkpoint: str, spaces: list[str]):
     model = PerformancePredictor(**state["hparams"]).eval()
     model.load_state_dict(state["state_dict"], strict=False)
     inputs, macs, names, latency = [], [], [], {}
-    for space in spaces:
-        graphs, records = space_graphs(space)
+    for spec in spaces:
+        space, _, limit = spec.partition(":")
+        graphs, records = space_graphs(space, limit=int(limit) if limit else None)
         keep = [g for g in graphs if any(t.startswith("latency:") for t in records[int(g.index)].targets)]
         with torch.no_grad():
             inputs.append(torch.cat([latency_inputs(model, b) for b in DataLoader(keep, batch_size=1024)]))
         macs.append(np.array([float(g.macs) for g in keep]))
         offset = sum(len(n) for n in names)
-        names.append(np.array([space] * len(keep)))
+        names.append(np.array([spec] * len(keep)))
         for i, g in enumerate(keep):
             for target, value in records[int(g.index)].targets.items():
                 if target.startswith("latency:") and value > 0:

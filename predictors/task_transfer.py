@@ -1,0 +1,225 @@
+"""Transfer across tasks (AIO-P): adapters on a frozen, classification-pretrained CG encoder.
+
+The backbone's node states (after the input embedding and after each layer) are computed once per
+graph and stored on the ``Data`` objects (:func:`attach_backbone_states`); everything trained here
+reads them, so the backbone is never run again.
+
+- :class:`AdapterGNN`: a K-Adapter. Adapter layer i reads the concatenation of its previous output
+  and backbone layer i's node states; the pooled result (plus log FLOPs / params) feeds an MLP head.
+- :class:`KAdapters`: one adapter per source task; a target task's prediction is the mean of the
+  adapters' predictions (AIO-P).
+- :class:`TaskConditionedAdapter`: the simpler alternative, one adapter body shared by every task
+  and a head conditioned on a learned task embedding. Zero-shot: the mean source-task embedding.
+  Few-shot (both): :func:`few_shot` picks, by leave-one-out on the target samples, between the
+  zero-shot ranking, a correlation reweighting of it, and a ridge on it plus the backbone embedding.
+
+Labels are z-scored per task; at transfer time with the statistics of the target samples (AIO-P).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.loader import DataLoader
+from torch_geometric.nn import GraphConv, global_mean_pool
+
+from .model import graph_statistics
+
+
+@torch.no_grad()
+def attach_backbone_states(encoder, graphs) -> list:
+    """Copies of ``graphs`` with ``states`` = (nodes, layers + 1, width) from the frozen ``encoder``."""
+    encoder.eval()
+    out = []
+    for batch in DataLoader(graphs, batch_size=256):
+        states = torch.stack(encoder.node_states(batch), 1)
+        for i, data in enumerate(batch.to_data_list()):
+            data = data.clone()
+            data.states = states[batch.batch == i]
+            out.append(data)
+    return out
+
+
+class AdapterGNN(nn.Module):
+    """Adapter GNN over frozen backbone states; ``embed`` -> pooled vector, ``head`` -> prediction."""
+
+    def __init__(self, backbone_width: int, backbone_layers: int, width: int = 32, head_hidden: int = 32,
+                 task_dim: int = 0):
+        super().__init__()
+        self.forward_convs, self.backward_convs = nn.ModuleList(), nn.ModuleList()
+        for i in range(backbone_layers):
+            in_dim = backbone_width + (width if i else backbone_width)
+            self.forward_convs.append(GraphConv(in_dim, width))
+            self.backward_convs.append(GraphConv(in_dim, width))
+        self.head = nn.Sequential(nn.Linear(width + 2 + task_dim, head_hidden), nn.ReLU(), nn.Linear(head_hidden, 1))
+
+    def embed(self, batch) -> torch.Tensor:
+        states = batch.states
+        h = states[:, 0]
+        reverse = batch.edge_index.flip(0)
+        for i, (fwd, bwd) in enumerate(zip(self.forward_convs, self.backward_convs)):
+            x = torch.cat([h, states[:, i + 1]], 1)  # layer i: previous adapter output + backbone layer i
+            h = torch.relu(fwd(x, batch.edge_index) + bwd(x, reverse))
+        return torch.cat([global_mean_pool(h, batch.batch), graph_statistics(batch)], 1)
+
+    def forward(self, batch, task_vector: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.embed(batch)
+        if task_vector is not None:
+            z = torch.cat([z, task_vector.expand(z.size(0), -1)], 1)
+        return self.head(z).squeeze(1)
+
+
+def _zscore(y: torch.Tensor) -> torch.Tensor:
+    return (y - y.mean()) / y.std().clamp_min(1e-8)
+
+
+def _train(parameters, loss_fn, steps: int, lr: float, weight_decay: float = 1e-4) -> None:
+    optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss_fn().backward()
+        optimiser.step()
+
+
+def _labelled_batches(tasks: dict[str, list], batch_size: int, seed: int):
+    """Per epoch: shuffled mini-batches of every task, each task's labels z-scored on all of its graphs."""
+    generator = torch.Generator().manual_seed(seed)
+    loaders = {}
+    for task, graphs in tasks.items():
+        y = _zscore(torch.cat([g.y for g in graphs]))
+        items = []
+        for g, target in zip(graphs, y):
+            g = g.clone()
+            g.y_task = target.view(1)
+            items.append(g)
+        loaders[task] = DataLoader(items, batch_size=batch_size, shuffle=True, generator=generator)
+    return loaders
+
+
+def fit_adapter(graphs: list, backbone_width: int, backbone_layers: int, epochs: int = 30, seed: int = 0,
+                **kwargs) -> AdapterGNN:
+    """One K-Adapter trained on one source task (MSE on z-scored labels)."""
+    torch.manual_seed(seed)
+    adapter = AdapterGNN(backbone_width, backbone_layers, **kwargs)
+    loader = _labelled_batches({"task": graphs}, 64, seed)["task"]
+    optimiser = torch.optim.Adam(adapter.parameters(), lr=2e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        for batch in loader:
+            optimiser.zero_grad()
+            nn.functional.mse_loss(adapter(batch), batch.y_task).backward()
+            optimiser.step()
+    return adapter.eval()
+
+
+def _frozen_embeddings(adapter: AdapterGNN, graphs: list) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([adapter.embed(b) for b in DataLoader(graphs, batch_size=512)])
+
+
+class KAdapters:
+    """One adapter per source task; predictions averaged (AIO-P's K-Adapter transfer)."""
+
+    def __init__(self, adapters: dict[str, AdapterGNN]):
+        self.adapters = adapters
+
+    def predict(self, graphs: list, exclude: str | None = None) -> torch.Tensor:
+        """Mean z-scored prediction of every adapter except the target task's own."""
+        return torch.from_numpy(self._per_adapter(graphs, exclude).mean(1)).float()
+
+    def predictions(self, graphs: list, exclude: str | None = None) -> np.ndarray:
+        """(graphs, adapters) z-scored predictions of every adapter except ``exclude``'s."""
+        return self._per_adapter(graphs, exclude)
+
+    def _per_adapter(self, graphs: list, exclude: str | None) -> np.ndarray:
+        with torch.no_grad():
+            return torch.stack([a.head(_frozen_embeddings(a, graphs)).squeeze(1)
+                                for t, a in self.adapters.items() if t != exclude], 1).double().numpy()
+
+
+class TaskConditionedAdapter(nn.Module):
+    """One adapter body for all tasks; the head reads the pooled vector and a task embedding."""
+
+    def __init__(self, tasks: list[str], backbone_width: int, backbone_layers: int, task_dim: int = 8, **kwargs):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.adapter = AdapterGNN(backbone_width, backbone_layers, task_dim=task_dim, **kwargs)
+        self.task_embedding = nn.Embedding(len(self.tasks), task_dim)
+
+    def fit(self, tasks: dict[str, list], epochs: int = 30, seed: int = 0) -> "TaskConditionedAdapter":
+        torch.manual_seed(seed)
+        loaders = _labelled_batches(tasks, 64, seed)
+        optimiser = torch.optim.Adam(self.parameters(), lr=2e-3, weight_decay=1e-4)
+        for _ in range(epochs):
+            for task, loader in loaders.items():
+                vector = self.task_embedding.weight[self.tasks.index(task)]
+                for batch in loader:
+                    optimiser.zero_grad()
+                    nn.functional.mse_loss(self.adapter(batch, vector), batch.y_task).backward()
+                    optimiser.step()
+        return self.eval()
+
+    def _head(self, z: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        return self.adapter.head(torch.cat([z, vector.expand(z.size(0), -1)], 1)).squeeze(1)
+
+    def predict(self, graphs: list) -> torch.Tensor:
+        """Zero-shot: the head conditioned on the mean source-task embedding."""
+        with torch.no_grad():
+            return self._head(_frozen_embeddings(self.adapter, graphs), self.task_embedding.weight.mean(0))
+
+    def predictions(self, graphs: list) -> np.ndarray:
+        """(graphs, 1): the zero-shot prediction as a column, for :func:`few_shot`."""
+        return self.predict(graphs).double().numpy()[:, None]
+
+
+def backbone_embedding(graphs: list) -> np.ndarray:
+    """The frozen backbone's graph embedding (mean-pooled last states + log FLOPs / params)."""
+    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    pooled = global_mean_pool(batch.states[:, -1], batch.batch)
+    return torch.cat([pooled, graph_statistics(batch)], 1).double().numpy()
+
+
+def _zero_shot(p, e, y):
+    return lambda p, e: p.mean(1)
+
+
+def _correlation_weighted(p, e, y):
+    """Each zero-shot column weighted by its correlation with the labels (negative when the target
+    runs against that source task, as autoencoder runs against the others)."""
+    mean = p.mean(0)
+    centred, yc = p - mean, y - y.mean()
+    weights = centred.T @ yc / (np.linalg.norm(centred, axis=0) * np.linalg.norm(yc) + 1e-12)
+    return lambda p, e: (p - mean) @ weights
+
+
+def _ridge(p, e, y):
+    """Ridge on the zero-shot columns and the backbone embedding (regularisation by leave-one-out)."""
+    from sklearn.linear_model import RidgeCV
+
+    x = np.concatenate([p, e], 1)
+    mean, std = x.mean(0), x.std(0) + 1e-8
+    ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((x - mean) / std, y)
+    return lambda p, e: ridge.predict((np.concatenate([p, e], 1) - mean) / std)
+
+
+FEW_SHOT_CANDIDATES = {"zero-shot": _zero_shot, "correlation-weighted": _correlation_weighted, "ridge": _ridge}
+
+
+def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
+    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``: the candidate
+    of :data:`FEW_SHOT_CANDIDATES` with the best leave-one-out SRCC on the support set. 20 labels
+    cannot refit a head without overfitting; they can tell whether the zero-shot ranking holds,
+    should be reweighted, or should give way to a ridge on the embedding (TransNAS macro, where
+    the classification backbone's own ranking runs backwards)."""
+    from scipy.stats import spearmanr
+
+    y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
+    n, scores = len(y), {}
+    for name, fit in FEW_SHOT_CANDIDATES.items():
+        loo = np.empty(n)
+        for i in range(n):
+            keep = np.arange(n) != i
+            loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
+        scores[name] = spearmanr(loo, y).statistic if np.std(loo) > 0 else -1.0
+    best = max(scores, key=lambda k: np.nan_to_num(scores[k], nan=-1.0))
+    prediction = FEW_SHOT_CANDIDATES[best](p_support, e_support, y)(p_query, e_query)
+    return prediction / (prediction.std() + 1e-12), best
