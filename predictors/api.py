@@ -66,10 +66,13 @@ class Predictor:
     """A trained predictor, ready for inference (no torch-geometric import on the default path)."""
 
     def __init__(self, model: PerformancePredictor, calibration: dict, ood: dict, metadata: dict, hparams: dict,
-                 latency=None):
+                 latency=None, latency_model: PerformancePredictor | None = None):
         self.model = model.eval()
         self.calibration, self.ood, self.metadata, self.hparams = calibration, ood, metadata, hparams
         self.latency = latency  # predictors.latency.LatencyHeads, or None when not trained for latency
+        # the model whose embedding the latency heads were trained on: fine-tuning the encoder for
+        # accuracy must not move the latency heads' inputs
+        self.latency_model = (latency_model or model).eval()
 
     @property
     def latency_devices(self) -> list[str]:
@@ -87,20 +90,29 @@ class Predictor:
                              f"v{state['vocabulary_version']}, this package has v{FEATURE_VERSION} / v{VOCABULARY_VERSION}")
         model = PerformancePredictor(**state["hparams"], lean=True)
         model.load_state_dict(state["state_dict"], strict=False)
-        latency = None
+        latency, latency_model = None, None
         if state.get("latency") is not None:
             from .latency import LatencyHeads
 
             latency = LatencyHeads.from_state(state["latency"])
-        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency)
+            if state["latency"].get("embedding_state_dict") is not None:
+                latency_model = PerformancePredictor(**state["hparams"], lean=True)
+                latency_model.load_state_dict(state["latency"]["embedding_state_dict"], strict=False)
+        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency, latency_model)
 
     def save(self, path: str | Path) -> None:
         state_dict = {k: v for k, v in self.model.state_dict().items()}
         torch.save({
             "format": CHECKPOINT_FORMAT, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
-            "metadata": self.metadata, "latency": self.latency.to_state() if self.latency is not None else None,
+            "metadata": self.metadata, "latency": self._latency_state(),
         }, path)
+
+    def _latency_state(self) -> dict | None:
+        if self.latency is None:
+            return None
+        separate = self.latency_model is not self.model
+        return {**self.latency.to_state(), "embedding_state_dict": self.latency_model.state_dict() if separate else None}
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -122,7 +134,8 @@ class Predictor:
             if devices:
                 from .latency import cost_profile
 
-                outs["latency"].append(self.latency.predict_ms(torch.cat([h, cost_profile(batch)], 1), list(devices)))
+                h_latency = h if self.latency_model is self.model else self.latency_model.embed(batch)
+                outs["latency"].append(self.latency.predict_ms(torch.cat([h_latency, cost_profile(batch)], 1), list(devices)))
             score, spread = self.model.head.predict_with_spread(h)
             outs["score"].append(score)
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
@@ -146,11 +159,11 @@ class Predictor:
         if len(graphs) != len(latency_ms):
             raise ValueError(f"{len(graphs)} networks but {len(latency_ms)} latencies")
         with torch.no_grad():
-            features = latency_inputs(self.model, collate(graphs))
+            features = latency_inputs(self.latency_model, collate(graphs))
         heads = copy.deepcopy(self.latency).add_device(name, features, latency_ms)
         metadata = dict(self.metadata, latency_devices_added=[*self.metadata.get("latency_devices_added", []),
                                                               f"{name} ({len(graphs)} measured networks)"])
-        return Predictor(self.model, self.calibration, self.ood, metadata, self.hparams, heads)
+        return Predictor(self.model, self.calibration, self.ood, metadata, self.hparams, heads, self.latency_model)
 
     def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512,
                 latency_devices: Sequence[str] = ()) -> list[Prediction]:

@@ -130,4 +130,4 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
                 "finetune_trainable": trainable,
                 "finetune_seed": seed, "label": "the fine-tuning family's labels"}
     calibration = calibrate(outputs[chosen][2], outputs[chosen][1]) if recalibrate else dict(base.calibration)
-    return Predictor(model, calibration, ood, metadata, base.hparams)
+    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model)

@@ -100,6 +100,15 @@ def test_latency_through_api_checkpoint_and_cli(help_nb201, tmp_path):
     new = extended.predict(cgs[20:], latency_devices=["my_fpga"])
     assert srcc([p.latency_ms["my_fpga"] for p in new], latency[20:30, devices.index("fpga")]) > 0.5
 
+    # fine-tuning the encoder for accuracy leaves latency untouched, also after a save / load
+    accuracy = [records[int(g.index)].targets["cifar10"] for g in graphs[:20]]
+    tuned = loaded.finetune(cgs[:20], accuracy, epochs=5, trainable="top", recalibrate=False)
+    tuned.save(tmp_path / "tuned.ckpt")
+    for candidate in (tuned, Predictor.from_pretrained(tmp_path / "tuned.ckpt")):
+        again = candidate.predict(cgs, latency_devices=["pixel3"])
+        assert np.allclose([p.latency_ms["pixel3"] for p in again], expected[:, 0], rtol=1e-4)
+    assert not np.allclose([p.score for p in tuned.predict(cgs)], [p.score for p in loaded.predict(cgs)])
+
     onnx_path = tmp_path / "net.onnx"
     import onnx
 

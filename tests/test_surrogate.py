@@ -46,3 +46,25 @@ def test_naslib_interface(nb201):
     predictor.fit(archs[:30], y[:30])
     out = predictor.query(archs[30:60])
     assert out.shape == (30,) and np.isfinite(out).all()
+
+
+def test_several_objectives_and_a_new_latency_device(nb201):
+    """accuracy + latency at once; a device the checkpoint does not know is learnt from measurements."""
+    from predictors.api import Predictor
+
+    if not Predictor.from_pretrained("default").latency_devices:
+        pytest.skip("the default checkpoint has no latency heads")
+    archs, y = nb201
+    records = {r.arch: r for r in registry.load_records("nb201")}
+    eyeriss = np.array([records[a].targets["latency:eyeriss"] for a in archs])
+    known = CGSurrogate(space="nb201", objectives=("accuracy", "latency:eyeriss"))
+    before = known.predict(archs[40:])
+    assert before.shape == (80, 2) and srcc(before[:, 1], eyeriss[40:]) > 0.9  # trained on eyeriss
+    measured = np.c_[y[:40], eyeriss[:40]]
+    measured[::4, 1] = np.nan  # not every network was measured
+    new = CGSurrogate(space="nb201", objectives=("accuracy", "latency:my_accelerator"), epochs=20).fit(archs[:40], measured)
+    mean, std = new.predict(archs[40:], return_std=True)
+    assert mean.shape == std.shape == (80, 2) and np.isnan(std[:, 1]).all() and (std[:, 0] > 0).all()
+    assert srcc(mean[:, 1], eyeriss[40:]) > 0.7
+    with pytest.raises(ValueError, match="objective"):
+        CGSurrogate(space="nb201", objectives=("accuracy", "speed")).predict(archs[:2])
