@@ -132,3 +132,20 @@ def test_heads_state_round_trip():
         assert torch.allclose(heads.predict_ms(x), again.predict_ms(x))
     with pytest.raises(KeyError, match="knows: a, b"):
         heads.device_index("c")
+
+
+def test_latency_export_command_adds_heads_to_a_checkpoint(tmp_path, monkeypatch):
+    from predictors import latency_export
+
+    monkeypatch.setenv("CGPREDICT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "with_heads.ckpt"
+    try:
+        latency_export.main(["--checkpoint", "default", "--spaces", "nb201:200", "--epochs", "30", "--out", str(out)])
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    predictor = Predictor.from_pretrained(out)
+    meta = predictor.metadata["latency"]
+    assert len(predictor.latency_devices) == 27 and meta["networks_per_space"] == {"nb201:200": 200}
+    assert set(meta["validation"]) == set(predictor.latency_devices) and "latency_export" in meta["command"]
+    base = Predictor.from_pretrained("default")
+    assert predictor.metadata["trained_on"] == base.metadata["trained_on"]  # the accuracy part is unchanged
