@@ -122,6 +122,25 @@ def test_latency_through_api_checkpoint_and_cli(help_nb201, tmp_path):
     listed = subprocess.run(cli[:3] + ["--list-devices", "--checkpoint", str(path)], capture_output=True, text=True)
     assert listed.stdout.split() == devices
 
+    # a new device from the command line: 15 measured networks in a CSV (path,latency_ms)
+    family = tmp_path / "family"
+    family.mkdir()
+    rows = ["path,latency_ms"]
+    for g in graphs[:15]:
+        onnx.save(space.to_onnx(records[int(g.index)].arch), family / f"net{int(g.index)}.onnx")
+        rows.append(f"net{int(g.index)}.onnx,{records[int(g.index)].targets['latency:eyeriss']}")
+    (family / "measured.csv").write_text("\n".join(rows) + "\n")
+    new_ckpt = tmp_path / "my_chip.ckpt"
+    finetune = [sys.executable, "-m", "predictors.cli", "finetune", str(family / "measured.csv"), "--checkpoint", str(path),
+                "--out", str(new_ckpt), "--target", "latency:my_chip"]
+    subprocess.run(finetune, capture_output=True, text=True, check=True)
+    out = subprocess.run([*cli[:3], str(onnx_path), "--checkpoint", str(new_ckpt), "--target", "latency:my_chip", "--json"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)[0]["latency_ms"]["my_chip"] > 0
+    (family / "bad.csv").write_text("path,accuracy\nnet0.onnx,50\n")
+    bad = subprocess.run([*finetune[:4], str(family / "bad.csv"), *finetune[5:]], capture_output=True, text=True)
+    assert bad.returncode == 2 and "needs the columns path,latency_ms" in bad.stderr
+
 
 def test_heads_state_round_trip():
     torch.manual_seed(0)
