@@ -29,7 +29,7 @@ SPACES: dict[str, SpaceEntry] = {
     "tnb_micro": SpaceEntry("transnas", "TransNASMicroSpace", 1, (("with_decoder", False),), True),
     "tnb_macro": SpaceEntry("transnas", "TransNASMacroSpace", 1, (("with_decoder", False),), True),
     "fbnet": SpaceEntry("fbnet", "FBNetSpace", 1),
-    "ofa_mbv3": SpaceEntry("ofa_mbv3", "OFAMobileNetV3Space", 1),
+    "ofa_mbv3": SpaceEntry("ofa_mbv3", "OFAMobileNetV3Space", 2),  # v2: exported at the arch's resolution
 }
 
 

@@ -59,9 +59,9 @@ def proxy_table(records: list, graphs: list) -> dict[str, np.ndarray]:
 def zc_ridge(proxies: dict, support: np.ndarray, query: np.ndarray, y: np.ndarray) -> np.ndarray:
     from sklearn.linear_model import RidgeCV
 
-    def design(idx):
+    def design(idx):  # arcsinh: proxies span many orders of magnitude, some are negative
         cols = [np.log(proxies["flops"][idx]), np.log(proxies["params"][idx])]
-        cols += [np.nan_to_num(proxies[n][idx]) for n in proxies if n not in ("flops", "params")]
+        cols += [np.arcsinh(np.nan_to_num(proxies[n][idx])) for n in proxies if n not in ("flops", "params")]
         return np.stack(cols, 1)
 
     x_s, x_q = design(support), design(query)
@@ -79,12 +79,16 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
         adapters[task] = fit_adapter(graphs, width, layers, epochs=args.epochs, seed=0)
         print(f"{space}: adapter for {task} trained ({len(graphs)} networks)", flush=True)
     kadapters = KAdapters(adapters)
-    rows = []
+    rows, dumps = [], {}
     for target, (graphs, records) in tasks.items():
         sources = {t: g for t, (g, _) in tasks.items() if t != target}
         conditioned = TaskConditionedAdapter(list(sources), width, layers).fit(sources, epochs=max(1, args.epochs // 2))
         y = np.array([float(g.y) for g in graphs])
         proxies = proxy_table(records, graphs)
+        if args.dump:  # every zero-shot column, embedding and label, to study few-shot rules offline
+            dumps[f"{space}/{target}"] = dict(kadapter=kadapters.predictions(graphs, exclude=target),
+                                              taskcond=conditioned.predictions(graphs), embedding=backbone_embedding(graphs),
+                                              y=y, **{f"proxy_{k}": v for k, v in proxies.items()})
         per_seed, choices = [], []
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
@@ -123,6 +127,9 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
               f"{row['kadapter_k_srcc']:.3f}; task-cond 0-shot {row['taskcond_0_srcc']:.3f}, {args.shots}-shot "
               f"{row['taskcond_k_srcc']:.3f}; best proxy {best} {row['best_zc_srcc']:.3f}; FLOPs {row['flops_srcc']:.3f}",
               flush=True)
+    if args.dump:
+        np.savez(args.dump.with_name(f"{args.dump.stem}_{space}.npz"),
+                 **{f"{task}|{key}": value for task, d in dumps.items() for key, value in d.items()})
     return rows
 
 
@@ -133,6 +140,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=20, help="K-Adapter epochs (task-conditioned: half, over 6 tasks)")
+    parser.add_argument("--dump", type=Path, default=None, help="also save every zero-shot column per task (npz)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

@@ -75,6 +75,6 @@ def finetune(argv: list[str]) -> int:
         print(f"error: {args.labels}: {err}", file=sys.stderr)
         return 2
     tuned.save(args.out)
-    what = f"latency device {device!r} learnt" if kind == "latency" else "fine-tuned"
-    print(f"wrote {args.out}: {what} from {len(graphs)} networks of {args.labels} ({failed} failed)")
+    what = f"latency device {device!r} learnt from" if kind == "latency" else "fine-tuned on"
+    print(f"wrote {args.out}: {what} {len(graphs)} networks from {args.labels} ({failed} failed)")
     return 1 if failed else 0

@@ -200,3 +200,12 @@ def test_ofa_labels_and_canonical_key():
     assert space.canonical_key(other) == key
     assert count_parameters(space.build(other)) == count_parameters(space.build(recs[0].arch))
     assert space.arch_input_shape(recs[0].arch) == (3, r, r)
+
+
+def test_ofa_networks_are_exported_at_their_own_resolution():
+    """HELP measured each OFA subnet at its resolution r: the CG's FLOPs must follow r (params not)."""
+    space = OFAMobileNetV3Space()
+    ks, e, d = (5,) * 20, (4,) * 20, (3,) * 5
+    small, large = space.to_cg((ks, e, d, 128)), space.to_cg((ks, e, d, 224))
+    assert small.params == large.params
+    assert large.macs / small.macs == pytest.approx((224 / 128) ** 2, rel=0.1)

@@ -33,8 +33,13 @@ class SearchSpace(ABC):
         """A key equal for isomorphic architectures (used to recognise duplicates)."""
         return arch if isinstance(arch, Hashable) else repr(arch)
 
-    def example_input(self, batch: int = 1) -> torch.Tensor:
-        return torch.zeros(batch, *self.input_shape)
+    def example_input(self, batch: int = 1, arch: Any = None) -> torch.Tensor:
+        shape = self.input_shape if arch is None else self.arch_input_shape(arch)
+        return torch.zeros(batch, *shape)
+
+    def arch_input_shape(self, arch: Any) -> tuple[int, ...]:
+        """The input ``arch`` is evaluated at (spaces that search the resolution override this)."""
+        return self.input_shape
 
     def to_onnx(self, arch: Any):
         """The network as an ONNX ``ModelProto``.
@@ -45,7 +50,7 @@ class SearchSpace(ABC):
         """
         from graph_encoders import export_torch
 
-        return export_torch(self.build(arch).eval(), self.example_input())
+        return export_torch(self.build(arch).eval(), self.example_input(arch=arch))
 
     def to_cg(self, arch: Any):
         """The network's computation graph, through the same parser a user's file takes."""

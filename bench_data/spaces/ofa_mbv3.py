@@ -88,7 +88,7 @@ class OFAMobileNetV3Space(SearchSpace):
     """OFA-MobileNetV3 w1.0 subnets at resolution ``r`` (ImageNet, 1000 classes)."""
 
     name = "ofa_mbv3"
-    input_shape = (3, 224, 224)  # the largest resolution; an arch's own is its ``r``
+    input_shape = (3, 224, 224)  # the largest resolution; an arch is exported at its own ``r``
     num_classes = 1000
 
     def build(self, arch: Any) -> nn.Module:
