@@ -8,8 +8,8 @@ For each space and each target task, with the other six tasks of the space as so
 - K-Adapters: one adapter per source task (:mod:`predictors.task_transfer`), predictions averaged;
 - task-conditioned: one adapter body for the source tasks, head conditioned on a task embedding.
 Zero-shot predicts without target labels; 20-shot (:func:`predictors.task_transfer.few_shot`)
-picks by leave-one-out on the ``--shots`` target networks between the zero-shot ranking, a
-correlation reweighting of it and a ridge on it plus the backbone embedding. As in AIO-P, predictions are z-scores turned into the task's metric
+blends, weighted by leave-one-out SRCC on the ``--shots`` target networks, the zero-shot ranking,
+a correlation reweighting of it and a ridge on it plus the backbone embedding. As in AIO-P, predictions are z-scores turned into the task's metric
 with the mean and std of the ``--shots`` target samples (for zero-shot too), so MAE is in the
 task's own unit. Scored on all other networks of the task; ``--seeds`` draws of the samples.
 Baselines in the same run on the same networks: FLOPs, parameters and every zero-cost proxy stored
@@ -118,7 +118,7 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
             row[f"{key}_srcc_std"] = float(np.std([r[key][0] for r in per_seed]))
             row[f"{key}_mae"] = float(np.mean([r[key][1] for r in per_seed]))
         for name in ("kadapter", "taskcond"):
-            row[f"{name}_k_chosen"] = ", ".join(sorted(c[name] for c in choices))
+            row[f"{name}_k_weights"] = [c[name] for c in choices]
         zc_names = [n for n in proxies if n not in ("flops", "params")]
         best = max(zc_names, key=lambda n: abs(row[f"{n}_srcc"]))
         row["best_zc"], row["best_zc_srcc"] = best, row[f"{best}_srcc"]

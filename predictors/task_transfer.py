@@ -10,7 +10,7 @@ reads them, so the backbone is never run again.
   adapters' predictions (AIO-P).
 - :class:`TaskConditionedAdapter`: the simpler alternative, one adapter body shared by every task
   and a head conditioned on a learned task embedding. Zero-shot: the mean source-task embedding.
-  Few-shot (both): :func:`few_shot` picks, by leave-one-out on the target samples, between the
+  Few-shot (both): :func:`few_shot` blends, weighted by leave-one-out on the target samples, the
   zero-shot ranking, a correlation reweighting of it, and a ridge on it plus the backbone embedding.
 
 Labels are z-scored per task; at transfer time with the statistics of the target samples (AIO-P).
@@ -139,8 +139,10 @@ class KAdapters:
 class TaskConditionedAdapter(nn.Module):
     """One adapter body for all tasks; the head reads the pooled vector and a task embedding."""
 
-    def __init__(self, tasks: list[str], backbone_width: int, backbone_layers: int, task_dim: int = 8, **kwargs):
+    def __init__(self, tasks: list[str], backbone_width: int, backbone_layers: int, task_dim: int = 8, seed: int = 0,
+                 **kwargs):
         super().__init__()
+        torch.manual_seed(seed)  # the initialisation, not only the training, must not depend on what ran before
         self.tasks = list(tasks)
         self.adapter = AdapterGNN(backbone_width, backbone_layers, task_dim=task_dim, **kwargs)
         self.task_embedding = nn.Embedding(len(self.tasks), task_dim)
@@ -205,21 +207,27 @@ FEW_SHOT_CANDIDATES = {"zero-shot": _zero_shot, "correlation-weighted": _correla
 
 
 def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
-    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``: the candidate
-    of :data:`FEW_SHOT_CANDIDATES` with the best leave-one-out SRCC on the support set. 20 labels
-    cannot refit a head without overfitting; they can tell whether the zero-shot ranking holds,
-    should be reweighted, or should give way to a ridge on the embedding (TransNAS macro, where
-    the classification backbone's own ranking runs backwards)."""
+    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``: the candidates
+    of :data:`FEW_SHOT_CANDIDATES` averaged (as z-scores) with weights max(0, leave-one-out SRCC on
+    the support set)^2. 20 labels cannot refit a head without overfitting, and picking the single
+    best candidate is noisy; the weights tell how far the zero-shot ranking holds, should be
+    reweighted, or should give way to a ridge on the embedding (TransNAS macro, where the
+    classification backbone's own ranking runs backwards). Returns the prediction and the weights."""
     from scipy.stats import spearmanr
 
     y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
-    n, scores = len(y), {}
+    n, weights, predictions = len(y), {}, {}
     for name, fit in FEW_SHOT_CANDIDATES.items():
         loo = np.empty(n)
         for i in range(n):
             keep = np.arange(n) != i
             loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
-        scores[name] = spearmanr(loo, y).statistic if np.std(loo) > 0 else -1.0
-    best = max(scores, key=lambda k: np.nan_to_num(scores[k], nan=-1.0))
-    prediction = FEW_SHOT_CANDIDATES[best](p_support, e_support, y)(p_query, e_query)
-    return prediction / (prediction.std() + 1e-12), best
+        score = spearmanr(loo, y).statistic if np.std(loo) > 0 else 0.0
+        weights[name] = max(float(np.nan_to_num(score)), 0.0) ** 2
+        prediction = FEW_SHOT_CANDIDATES[name](p_support, e_support, y)(p_query, e_query)
+        predictions[name] = (prediction - prediction.mean()) / (prediction.std() + 1e-12)
+    if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
+        weights["zero-shot"] = 1.0
+    total = sum(weights.values())
+    blend = sum(w * predictions[name] for name, w in weights.items()) / total
+    return blend, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)
