@@ -158,7 +158,7 @@ def main() -> None:
 
 def write_results(rows: list[dict], args) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "task_transfer.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    (RESULTS / "task_transfer.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
     k = args.shots
     command = (f"python experiments/task_transfer.py --checkpoint {args.checkpoint} --spaces {' '.join(args.spaces)} "
                f"--shots {k} --seeds {args.seeds} --epochs {args.epochs}")
