@@ -85,6 +85,8 @@ What the numbers mean:
   FLOPs     multiply-accumulates per sample (BatchNorm folded); params: learned parameters.
   latency   with --target latency:DEVICE, predicted latency in ms on a device HELP measured (batch
             size in the name, e.g. 1080ti_32; `--list-devices` lists them). JSON: "latency_ms".
+            Learnt from HELP's NB-201, FBNet and OFA-MobileNetV3 networks: for an OOD network it
+            is an extrapolation, kept within the range that device's measurements span.
 
 Subcommands: `predict convert --help` (ONNX -> computation graph), `predict finetune --help`."""
 

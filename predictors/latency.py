@@ -9,6 +9,8 @@ log latencies on ``z`` (:meth:`LatencyHeads.add_device`), the HELP setting witho
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -34,6 +36,9 @@ def latency_inputs(model, batch) -> torch.Tensor:
     return torch.cat([model.embed(batch), cost_profile(batch)], dim=1)
 
 
+CLIP = 6.0  # standardised inputs beyond +-6 training standard deviations are clipped
+
+
 class LatencyHeads(nn.Module):
     """Standardised inputs -> shared trunk ``z`` -> one linear read-out per device (standardised
     log milliseconds). Device names are HELP's (``pixel3``, ``1080ti_32``, ...)."""
@@ -47,9 +52,17 @@ class LatencyHeads(nn.Module):
         self.readout = nn.Linear(latent, len(self.devices))
         self.register_buffer("log_mean", torch.zeros(len(self.devices)))
         self.register_buffer("log_std", torch.ones(len(self.devices)))
+        # 1st and 99th percentile of the measured latencies per device (log ms): predictions stay
+        # within half the one and twice the other, however far from the measured networks an
+        # input is (such inputs are also flagged out-of-distribution)
+        self.register_buffer("log_low", torch.full((len(self.devices),), -float("inf")))
+        self.register_buffer("log_high", torch.full((len(self.devices),), float("inf")))
 
     def latent(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.trunk((inputs - self.input_mean) / self.input_std)
+        # Columns constant in training (an operator category no measured network has) have an
+        # infinite std, so they read 0; the rest is clipped: a network far outside the measured
+        # ones must not extrapolate the exponential of a linear read-out without bound.
+        return self.trunk(((inputs - self.input_mean) / self.input_std).clamp(-CLIP, CLIP))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Standardised log latency, (graphs, devices)."""
@@ -58,7 +71,8 @@ class LatencyHeads(nn.Module):
     def predict_ms(self, inputs: torch.Tensor, devices: list[str] | None = None) -> torch.Tensor:
         columns = [self.device_index(d) for d in (devices or self.devices)]
         log_ms = self(inputs)[:, columns] * self.log_std[columns] + self.log_mean[columns]
-        return torch.exp(log_ms)
+        margin = math.log(2.0)
+        return torch.exp(log_ms.clamp(self.log_low[columns] - margin, self.log_high[columns] + margin))
 
     def device_index(self, device: str) -> int:
         if device not in self.devices:
@@ -83,12 +97,15 @@ class LatencyHeads(nn.Module):
             keep = [i for i, d in enumerate(self.devices) if d != name]
             weight, bias = weight[keep + [len(self.devices)]], bias[keep + [len(self.devices)]]
             self.log_mean, self.log_std = self.log_mean[keep], self.log_std[keep]
+            self.log_low, self.log_high = self.log_low[keep], self.log_high[keep]
             self.devices = [self.devices[i] for i in keep]
         self.readout = nn.Linear(weight.size(1), weight.size(0))
         self.readout.weight.copy_(weight)
         self.readout.bias.copy_(bias)
         self.log_mean = torch.cat([self.log_mean, torch.tensor([mean])])
         self.log_std = torch.cat([self.log_std, torch.tensor([std])])
+        self.log_low = torch.cat([self.log_low, torch.tensor([float(np.quantile(log_ms, 0.01))])])
+        self.log_high = torch.cat([self.log_high, torch.tensor([float(np.quantile(log_ms, 0.99))])])
         self.devices.append(name)
         return self
 
@@ -101,7 +118,10 @@ class LatencyHeads(nn.Module):
     @classmethod
     def from_state(cls, state: dict) -> "LatencyHeads":
         heads = cls(state["in_dim"], state["devices"], state["hidden"], state["latent"])
-        heads.load_state_dict(state["state_dict"])
+        result = heads.load_state_dict(state["state_dict"], strict=False)
+        # heads saved before the latency range was recorded load without it (no clamping)
+        if set(result.missing_keys) - {"log_low", "log_high"} or result.unexpected_keys:
+            raise RuntimeError(f"latency heads: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
         return heads.eval()
 
 
@@ -118,10 +138,12 @@ def fit_latency_heads(inputs: torch.Tensor, log_ms: torch.Tensor, devices: list[
     measured = torch.isfinite(log_ms)
     with torch.no_grad():
         heads.input_mean.copy_(inputs.mean(0))
-        heads.input_std.copy_(inputs.std(0).clamp_min(1e-3))
+        std = inputs.std(0)
+        heads.input_std.copy_(torch.where(std > 1e-3, std, torch.full_like(std, float("inf"))))
         for j in range(len(devices)):
             column = log_ms[measured[:, j], j]
             heads.log_mean[j], heads.log_std[j] = column.mean(), column.std().clamp_min(1e-3)
+            heads.log_low[j], heads.log_high[j] = torch.quantile(column, 0.01), torch.quantile(column, 0.99)
     target = torch.where(measured, (log_ms - heads.log_mean) / heads.log_std, torch.zeros_like(log_ms))
     optimiser = torch.optim.Adam(heads.parameters(), lr=lr, weight_decay=1e-5)
     for _ in tqdm(range(epochs), desc="latency heads", disable=not progress, mininterval=2.0):

@@ -168,3 +168,12 @@ def test_latency_export_command_adds_heads_to_a_checkpoint(tmp_path, monkeypatch
     assert set(meta["validation"]) == set(predictor.latency_devices) and "latency_export" in meta["command"]
     base = Predictor.from_pretrained("default")
     assert predictor.metadata["trained_on"] == base.metadata["trained_on"]  # the accuracy part is unchanged
+
+
+def test_inputs_far_outside_the_measured_networks_stay_in_the_measured_range(help_nb201):
+    _, _, devices, latency, inputs, _ = help_nb201
+    heads = fit_latency_heads(inputs, torch.tensor(np.log(latency), dtype=torch.float32), devices, epochs=50)
+    with torch.no_grad():
+        extreme = heads.predict_ms(torch.cat([inputs[:5] * 50, inputs[:5] * -50])).numpy()
+    low, high = np.quantile(latency, 0.01, axis=0), np.quantile(latency, 0.99, axis=0)
+    assert np.all(extreme >= low / 2 * 0.999) and np.all(extreme <= high * 2 * 1.001)
