@@ -73,14 +73,6 @@ def _zscore(y: torch.Tensor) -> torch.Tensor:
     return (y - y.mean()) / y.std().clamp_min(1e-8)
 
 
-def _train(parameters, loss_fn, steps: int, lr: float, weight_decay: float = 1e-4) -> None:
-    optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        loss_fn().backward()
-        optimiser.step()
-
-
 def _labelled_batches(tasks: dict[str, list], batch_size: int, seed: int):
     """Per epoch: shuffled mini-batches of every task, each task's labels z-scored on all of its graphs."""
     generator = torch.Generator().manual_seed(seed)
@@ -124,13 +116,10 @@ class KAdapters:
 
     def predict(self, graphs: list, exclude: str | None = None) -> torch.Tensor:
         """Mean z-scored prediction of every adapter except the target task's own."""
-        return torch.from_numpy(self._per_adapter(graphs, exclude).mean(1)).float()
+        return torch.from_numpy(self.predictions(graphs, exclude).mean(1)).float()
 
     def predictions(self, graphs: list, exclude: str | None = None) -> np.ndarray:
         """(graphs, adapters) z-scored predictions of every adapter except ``exclude``'s."""
-        return self._per_adapter(graphs, exclude)
-
-    def _per_adapter(self, graphs: list, exclude: str | None) -> np.ndarray:
         with torch.no_grad():
             return torch.stack([a.head(_frozen_embeddings(a, graphs)).squeeze(1)
                                 for t, a in self.adapters.items() if t != exclude], 1).double().numpy()
@@ -160,13 +149,11 @@ class TaskConditionedAdapter(nn.Module):
                     optimiser.step()
         return self.eval()
 
-    def _head(self, z: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-        return self.adapter.head(torch.cat([z, vector.expand(z.size(0), -1)], 1)).squeeze(1)
-
     def predict(self, graphs: list) -> torch.Tensor:
         """Zero-shot: the head conditioned on the mean source-task embedding."""
         with torch.no_grad():
-            return self._head(_frozen_embeddings(self.adapter, graphs), self.task_embedding.weight.mean(0))
+            z = _frozen_embeddings(self.adapter, graphs)
+            return self.adapter.head(torch.cat([z, self.task_embedding.weight.mean(0).expand(z.size(0), -1)], 1)).squeeze(1)
 
     def predictions(self, graphs: list) -> np.ndarray:
         """(graphs, 1): the zero-shot prediction as a column, for :func:`few_shot`."""
