@@ -5,6 +5,8 @@ Convention (the one an eval-mode export uses, documented in README "Computation 
   that conv (the conv gains a bias); any other BatchNorm stays a node;
 - ``Gemm`` and ``MatMul`` with a weight operand become ``Linear``; a following ``Add`` of a bias
   vector is folded into it;
+- a product with a constant zero (NB-201's and TransNAS' ``none`` edge, ``x * 0``) and everything
+  computed only from it are folded away, as is whatever then reaches no output (the CG counts them);
 - decomposed activations are fused: x*sigmoid(x) -> Swish, x*hardsigmoid(x) -> HardSwish,
   x*tanh(softplus(x)) -> Mish, the erf form of GELU -> Gelu;
 - MACs are multiply-accumulates per sample of conv, linear, matmul and recurrent ops (everything
@@ -38,7 +40,8 @@ _SHAPE_SLOTS = {
 
 
 def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, batch: int):
-    """Run the passes and turn work nodes into ``CGNode``s plus edges ``(src, dst)`` (indices)."""
+    """Run the passes; returns ``CGNode``s, edges ``(src, dst)`` (indices) and the folded node count."""
+    nodes, graph_outputs, folded = _fold_zero_products(nodes, list(graph_outputs))
     for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _fuse_layernorm, _split_to_slices):
         nodes = fusion(nodes)
     nodes = _drop_layout_noops(nodes, shapes, set(graph_outputs))
@@ -64,10 +67,49 @@ def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, b
             if tensor in producer:
                 edges.append((producer[tensor], node_index))
     for name in graph_outputs:
-        if name in producer:
+        if name in producer:  # not when the output was folded: a network computing a constant
             edges.append((producer[name], len(cg_nodes)))
-            cg_nodes.append(CGNode("output", "Output", in_shapes=[shapes.get(name, ())], name=name))
-    return cg_nodes, edges
+        cg_nodes.append(CGNode("output", "Output", in_shapes=[shapes.get(name, ())], name=name))
+    return cg_nodes, edges, folded
+
+
+# --------------------------------------------------------------------------- folding
+def _fold_zero_products(nodes, graph_outputs: list[str]):
+    """Constant folding and dead-code elimination, started by products with a constant zero.
+
+    ``x * 0`` does not depend on ``x``, nor does anything computed only from it: those nodes leave
+    the graph. A sum reading such a constant keeps its other operands and is bypassed when one is
+    left (``x + 0`` is ``x``; a constant that is not exactly zero, as BatchNorm's shift of a zero
+    input, is a bias the CG does not show). Other readers lose that edge. Then nodes whose outputs
+    nothing reads are dropped. A zero tensor with more than one element is a parameter (a layer
+    scale initialised to zero): never folded. ONNX cannot tell a learned scalar from a constant, so a
+    scalar parameter exported at exactly zero is folded, and the CG's count says so. Returns the nodes kept, the graph outputs' tensors and how many nodes were folded.
+    """
+    constant, rename, kept = set(), {}, []
+    for node in nodes:
+        node.inputs = [(k, rename.get(t, t)) for k, t in node.inputs]
+        data = [t for _, t in node.inputs]
+        zero_product = node.op_type == "Mul" and any(
+            not w.roots and w.value is not None and not np.any(w.value) for w in node.weights)
+        if zero_product or (data and all(t in constant for t in data)):
+            constant.update(node.outputs)
+            continue
+        if constant.intersection(data):
+            node.inputs = [(k, t) for k, t in node.inputs if t not in constant]
+            if node.op_type in ("Add", "Sum") and len(node.inputs) == 1 and not node.weights:
+                rename[node.outputs[0]] = node.inputs[0][1]
+                continue
+        kept.append(node)
+    if not constant:
+        return nodes, graph_outputs, 0
+    graph_outputs = [rename.get(t, t) for t in graph_outputs]
+    used = set(graph_outputs)
+    live = []
+    for node in reversed(kept):
+        if used.intersection(node.outputs):
+            live.append(node)
+            used.update(t for _, t in node.inputs)
+    return live[::-1], graph_outputs, len(nodes) - len(live)
 
 
 # --------------------------------------------------------------------------- fusion passes

@@ -58,6 +58,7 @@ class ComputationGraph:
     source: str = ""
     input_shapes: list[Shape] = field(default_factory=list)
     unknown_ops: list[str] = field(default_factory=list)
+    folded_nodes: int = 0  # ONNX nodes computing a constant zero or reaching no output (not in ``nodes``)
 
     # ---------------------------------------------------------------- graph-level statistics
     @property
@@ -97,6 +98,8 @@ class ComputationGraph:
         )
         if self.unknown_ops:
             line += f", unknown ops as 'other': {','.join(sorted(set(self.unknown_ops)))}"
+        if self.folded_nodes:
+            line += f", {self.folded_nodes} nodes folded (products with zero, or unused)"
         return line
 
     # ---------------------------------------------------------------- conversions
@@ -127,6 +130,7 @@ class ComputationGraph:
             "source": self.source,
             "input_shapes": [list(s) for s in self.input_shapes],
             "unknown_ops": list(self.unknown_ops),
+            "folded_nodes": self.folded_nodes,
             "macs": self.macs,
             "params": self.params,
             "nodes": [asdict(n) for n in self.nodes],
@@ -156,6 +160,7 @@ class ComputationGraph:
             source=data.get("source", ""),
             input_shapes=[tuple(s) for s in data.get("input_shapes", [])],
             unknown_ops=list(data.get("unknown_ops", [])),
+            folded_nodes=data.get("folded_nodes", 0),
         )
 
     def save_json(self, path: str | Path) -> None:

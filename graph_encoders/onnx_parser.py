@@ -107,7 +107,7 @@ def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
     if any(not _known(shapes.get(out)) for node in nodes for out in node.outputs[:1]):
         shapes.update(_shapes_with_static_values(model, shapes))
     unknown = [f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in nodes if _is_unknown(n)]
-    cg_nodes, edges = canonicalise(nodes, graph_inputs, graph_outputs, shapes, _batch_size(graph_inputs, shapes))
+    cg_nodes, edges, folded = canonicalise(nodes, graph_inputs, graph_outputs, shapes, _batch_size(graph_inputs, shapes))
     order = canonical_order(cg_nodes, edges)
     position = {old: new for new, old in enumerate(order)}
     return ComputationGraph(
@@ -116,6 +116,7 @@ def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
         source=label,
         input_shapes=[shapes.get(name, ()) for name in graph_inputs],
         unknown_ops=unknown,
+        folded_nodes=folded,
     )
 
 

@@ -245,3 +245,45 @@ def test_graph_statistics(zoo_export):
     assert cg.depth < cg.num_nodes  # multi-branch: the longest path skips the parallel branches
     assert cg.op_histogram()["concat"] == 2
     assert cg.input_shapes == [(1, 3, 32, 32)]
+
+
+class _Branches(nn.Module):
+    """x -> conv -> (a: conv, b: conv * scale) -> a + b, with ``scale`` a constant or a parameter."""
+
+    def __init__(self, scale: float | None, learned: bool = False):
+        super().__init__()
+        self.stem, self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 1)
+        self.scale = nn.Parameter(torch.zeros(1, 8, 1, 1)) if learned else scale  # a zero-initialised layer scale
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        out = self.a(h)
+        if self.scale is not None:
+            out = out + self.b(h) * self.scale
+        return out
+
+
+def test_a_product_with_zero_is_folded_and_reported():
+    x = torch.randn(1, 3, 16, 16)
+    zeroed = onnx_to_cg(export_torch(_Branches(0.0), x))
+    plain = onnx_to_cg(export_torch(_Branches(None), x))
+    kept = onnx_to_cg(export_torch(_Branches(0.5), x))
+    assert zeroed.structure() == plain.structure()  # the zeroed conv branch, its Mul and the Add are gone
+    assert zeroed.params == plain.params and zeroed.macs == plain.macs
+    assert zeroed.folded_nodes == 3 and "3 nodes folded" in zeroed.summary()
+    assert kept.folded_nodes == 0 and kept.op_histogram()["mul"] == 1
+    assert ComputationGraph.from_dict(zeroed.to_dict()).folded_nodes == 3
+
+
+def test_a_learned_zero_tensor_is_a_parameter_not_folded():
+    cg = onnx_to_cg(export_torch(_Branches(None, learned=True), torch.randn(1, 3, 16, 16)))
+    assert cg.folded_nodes == 0 and cg.op_histogram()["mul"] == 1
+
+
+def test_a_network_computing_a_constant_keeps_its_input_and_output():
+    class Constant(nn.Module):
+        def forward(self, x):
+            return torch.relu(x * 0.0) + 1.0
+
+    cg = onnx_to_cg(export_torch(Constant(), torch.randn(1, 3, 8, 8)))
+    assert [n.category for n in cg.nodes] == ["input", "output"] and cg.edges == [] and cg.folded_nodes > 0
