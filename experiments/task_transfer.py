@@ -7,7 +7,7 @@ Backbone: the checkpoint's CG encoder, pretrained on classification sources only
 For each space and each target task, with the other six tasks of the space as sources:
 - K-Adapters: one adapter per source task (:mod:`predictors.task_transfer`), predictions averaged;
 - task-conditioned: one adapter body for the source tasks, head conditioned on a task embedding.
-Zero-shot predicts without target labels; 20-shot (:func:`predictors.task_transfer.few_shot`)
+Zero-shot predicts without target labels; 20-shot (:func:`predictors.few_shot.few_shot`)
 blends, weighted by leave-one-out SRCC on the ``--shots`` target networks, the zero-shot ranking,
 a correlation reweighting of it and a ridge on it plus the backbone embedding. As in AIO-P, predictions are z-scores turned into the task's metric
 with the mean and std of the ``--shots`` target samples (for zero-shot too), so MAE is in the
@@ -71,7 +71,8 @@ def zc_ridge(proxies: dict, support: np.ndarray, query: np.ndarray, y: np.ndarra
 
 def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[dict]:
     from predictors.metrics import mae, srcc
-    from predictors.task_transfer import KAdapters, TaskConditionedAdapter, backbone_embedding, few_shot, fit_adapter
+    from predictors.few_shot import few_shot
+    from predictors.task_transfer import KAdapters, TaskConditionedAdapter, backbone_embedding, fit_adapter
 
     tasks = load_tasks(space, encoder)
     adapters = {}

@@ -13,7 +13,7 @@ def laplacian_spectrum(num_nodes: int, edges, q: int = SPECTRUM_SIZE) -> np.ndar
     for s, d in edges:
         adjacency[s, d] = adjacency[d, s] = 1.0
     degree = adjacency.sum(1)
-    scale = np.where(degree > 0, degree ** -0.5, 0.0)
+    scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)  # isolated: 0
     laplacian = np.eye(num_nodes) - scale[:, None] * adjacency * scale[None, :]
     values = np.linalg.eigvalsh(laplacian)[:q]
     return np.pad(values, (0, q - len(values)), constant_values=2.0).astype(np.float32)

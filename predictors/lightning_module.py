@@ -10,6 +10,7 @@ One :class:`PredictorModule` covers the stages, chosen by configuration:
   ``top`` (heads + the top encoder layer) or ``adapter`` (LoRA on every GNN layer's linear maps).
 
 Validation logs SRCC between predicted and true labels (``val_srcc``): checkpoints keep the best.
+``predict-train test`` reports the held-out split's ``test_srcc``, ``test_kendall`` and ``test_mae``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 
 from .fuzzy_cmeans import FuzzyCMeans
 from .losses import pairwise_ranking_loss, spectral_contrastive_loss
-from .metrics import srcc
+from .metrics import kendall_tau, srcc
 from .model import PerformancePredictor
 
 TRAINABLE = ("all", "heads", "top", "adapter")
@@ -111,14 +112,25 @@ class PredictorModule(L.LightningModule):
         self._val_outputs.append((self.model.predict_label(batch).detach(), batch.y))
 
     def on_validation_epoch_end(self) -> None:
+        self._log_ranking("val")
+
+    def test_step(self, batch, batch_idx):
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_ranking("test")
+
+    def _log_ranking(self, prefix: str) -> None:
+        """``{prefix}_srcc`` (averaged over ranks), ``_kendall`` and ``_mae`` of the epoch's predictions."""
         if not self._val_outputs:
             return
         pred = torch.cat([p for p, _ in self._val_outputs]).cpu().numpy()
         true = torch.cat([t for _, t in self._val_outputs]).cpu().numpy()
         self._val_outputs.clear()
         gathered = self.all_gather(torch.tensor(srcc(pred, true) if len(true) > 2 else 0.0))
-        self.log("val_srcc", gathered.mean(), prog_bar=True, sync_dist=False)
-        self.log("val_mae", float(np.mean(np.abs(pred - true))))
+        self.log(f"{prefix}_srcc", gathered.mean(), prog_bar=True, sync_dist=False)
+        self.log(f"{prefix}_kendall", kendall_tau(pred, true) if len(true) > 2 else 0.0)
+        self.log(f"{prefix}_mae", float(np.mean(np.abs(pred - true))))
 
     def predict_step(self, batch, batch_idx):
         return self.model.predict_label(batch)

@@ -10,8 +10,9 @@ reads them, so the backbone is never run again.
   adapters' predictions (AIO-P).
 - :class:`TaskConditionedAdapter`: the simpler alternative, one adapter body shared by every task
   and a head conditioned on a learned task embedding. Zero-shot: the mean source-task embedding.
-  Few-shot (both): :func:`few_shot` blends, weighted by leave-one-out on the target samples, the
-  zero-shot ranking, a correlation reweighting of it, and a ridge on it plus the backbone embedding.
+  Few-shot (both): :func:`predictors.few_shot.few_shot` blends, weighted by leave-one-out on the
+  target samples, the zero-shot ranking, a correlation reweighting of it, and a ridge on it plus the
+  backbone embedding.
 
 Labels are z-scored per task; at transfer time with the statistics of the target samples (AIO-P).
 """
@@ -156,7 +157,7 @@ class TaskConditionedAdapter(nn.Module):
             return self.adapter.head(torch.cat([z, self.task_embedding.weight.mean(0).expand(z.size(0), -1)], 1)).squeeze(1)
 
     def predictions(self, graphs: list) -> np.ndarray:
-        """(graphs, 1): the zero-shot prediction as a column, for :func:`few_shot`."""
+        """(graphs, 1): the zero-shot prediction as a column, for :func:`predictors.few_shot.few_shot`."""
         return self.predict(graphs).double().numpy()[:, None]
 
 
@@ -165,56 +166,3 @@ def backbone_embedding(graphs: list) -> np.ndarray:
     batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
     pooled = global_mean_pool(batch.states[:, -1], batch.batch)
     return torch.cat([pooled, graph_statistics(batch)], 1).double().numpy()
-
-
-def _zero_shot(p, e, y):
-    return lambda p, e: p.mean(1)
-
-
-def _correlation_weighted(p, e, y):
-    """Each zero-shot column weighted by its correlation with the labels (negative when the target
-    runs against that source task, as autoencoder runs against the others)."""
-    mean = p.mean(0)
-    centred, yc = p - mean, y - y.mean()
-    weights = centred.T @ yc / (np.linalg.norm(centred, axis=0) * np.linalg.norm(yc) + 1e-12)
-    return lambda p, e: (p - mean) @ weights
-
-
-def _ridge(p, e, y):
-    """Ridge on the zero-shot columns and the backbone embedding (regularisation by leave-one-out)."""
-    from sklearn.linear_model import RidgeCV
-
-    x = np.concatenate([p, e], 1)
-    mean, std = x.mean(0), x.std(0) + 1e-8
-    ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((x - mean) / std, y)
-    return lambda p, e: ridge.predict((np.concatenate([p, e], 1) - mean) / std)
-
-
-FEW_SHOT_CANDIDATES = {"zero-shot": _zero_shot, "correlation-weighted": _correlation_weighted, "ridge": _ridge}
-
-
-def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
-    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``: the candidates
-    of :data:`FEW_SHOT_CANDIDATES` averaged (as z-scores) with weights max(0, leave-one-out SRCC on
-    the support set)^2. 20 labels cannot refit a head without overfitting, and picking the single
-    best candidate is noisy; the weights tell how far the zero-shot ranking holds, should be
-    reweighted, or should give way to a ridge on the embedding (TransNAS macro, where the
-    classification backbone's own ranking runs backwards). Returns the prediction and the weights."""
-    from scipy.stats import spearmanr
-
-    y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
-    n, weights, predictions = len(y), {}, {}
-    for name, fit in FEW_SHOT_CANDIDATES.items():
-        loo = np.empty(n)
-        for i in range(n):
-            keep = np.arange(n) != i
-            loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
-        score = spearmanr(loo, y).statistic if np.std(loo) > 0 else 0.0
-        weights[name] = max(float(np.nan_to_num(score)), 0.0) ** 2
-        prediction = FEW_SHOT_CANDIDATES[name](p_support, e_support, y)(p_query, e_query)
-        predictions[name] = (prediction - prediction.mean()) / (prediction.std() + 1e-12)
-    if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
-        weights["zero-shot"] = 1.0
-    total = sum(weights.values())
-    blend = sum(w * predictions[name] for name, w in weights.items()) / total
-    return blend, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)

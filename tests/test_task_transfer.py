@@ -12,8 +12,9 @@ from bench_data.paths import MissingBenchmarkFile
 from predictors.api import checkpoint_path
 from predictors.metrics import srcc
 from predictors.model import PerformancePredictor
+from predictors.few_shot import few_shot
 from predictors.task_transfer import (KAdapters, TaskConditionedAdapter, attach_backbone_states,
-                                      backbone_embedding, few_shot, fit_adapter)
+                                      backbone_embedding, fit_adapter)
 
 TASKS = ("cifar10", "cifar100", "imagenet16")
 
