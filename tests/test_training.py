@@ -1,0 +1,35 @@
+"""Lightning training through the project's own entry points: the held-out test split's metrics."""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from bench_data.datamodule import BenchDataModule
+from bench_data.paths import MissingBenchmarkFile
+from predictors.lightning_module import PredictorModule
+from predictors.metrics import kendall_tau, srcc
+
+
+def test_test_split_metrics_are_the_held_out_rankings(tmp_path):
+    try:
+        data = BenchDataModule("nb201/cifar10", batch_size=32, limit=400, workers=0, seed=0)
+        data.setup()
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    L.seed_everything(0, verbose=False)
+    module = PredictorModule(width=32, layers=3, n_clusters=2, label_transform="zscore", cluster_epoch=None)
+    trainer = L.Trainer(max_epochs=6, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, data)
+    (logged,) = trainer.test(module, data, verbose=False)
+    with torch.no_grad():
+        module.eval()
+        pred = torch.cat([module.model.predict_label(b) for b in data.test_dataloader()]).numpy()
+    true = data.test_set.y.numpy()
+    assert len(true) == 40  # the 10 % test split, never trained or validated on
+    assert logged["test_srcc"] == pytest.approx(srcc(pred, true), abs=1e-5)
+    assert logged["test_kendall"] == pytest.approx(kendall_tau(pred, true), abs=1e-5)
+    assert logged["test_mae"] == pytest.approx(float(np.mean(np.abs(pred - true))), rel=1e-4)
+    assert logged["test_srcc"] > 0.5  # six epochs on 320 NB-201 cells already rank unseen ones
