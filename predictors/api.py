@@ -28,7 +28,9 @@ CHECKPOINT_FORMAT = 1
 class Prediction:
     """One network's prediction. ``score`` ranks (higher is better, comparable within one call);
     ``accuracy`` is on the checkpoint's label scale (percent), ``std`` its calibrated one-sigma
-    uncertainty; ``ood`` flags a network far from everything the checkpoint was trained on."""
+    uncertainty; ``ood`` flags a network far from everything the checkpoint was trained on.
+    ``unknown_ops`` are operators the parser does not know (judged as category ``other``);
+    ``folded_nodes`` counts ONNX nodes left out of the graph (products with zero, unused outputs)."""
 
     path: str
     score: float
@@ -39,6 +41,8 @@ class Prediction:
     flops: int
     params: int
     latency_ms: dict[str, float] = field(default_factory=dict)  # only the devices asked for
+    unknown_ops: list[str] = field(default_factory=list)
+    folded_nodes: int = 0
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -187,7 +191,8 @@ class Predictor:
         return [
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
                        ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n),
-                       latency_ms={device: float(ms) for device, ms in zip(devices, row)})
+                       latency_ms={device: float(ms) for device, ms in zip(devices, row)},
+                       unknown_ops=sorted(set(g.unknown_ops)), folded_nodes=g.folded_nodes)
             for g, s, a, sd, d, f, n, row in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params, latency)
         ]
 

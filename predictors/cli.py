@@ -171,7 +171,10 @@ def _print_table(paths, predictions, errors, predictor, devices) -> None:
             print(f"{str(path):<{width}}  {'-':>7}  {'-':>15}{dashes}  {'-':>9}  {'-':>9}  error: {errors[i].problem}")
             continue
         p = predictions[i]
-        note = "OOD: far from the training networks" if p.ood else ""
+        notes = ["OOD: far from the training networks"] * p.ood
+        notes += [f"unknown ops as 'other': {','.join(p.unknown_ops)}"] * bool(p.unknown_ops)
+        notes += [f"{p.folded_nodes} nodes folded (x*0 or unused)"] * bool(p.folded_nodes)
+        note = "; ".join(notes)
         accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
         latency = "".join(f"  {p.latency_ms[d]:>{max(10, len(d) + 3)}.3f}" for d in devices)
         print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}{latency}  {format_si(p.flops):>9}  "

@@ -108,3 +108,25 @@ def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path)
     assert abs(np.mean(acc_after) - np.mean(truth)) < 3.0  # the family's scale, fitted on its labels
     assert srcc(acc_after, truth) > srcc(acc_before, truth) + 0.03, (srcc(acc_before, truth), srcc(acc_after, truth))
     assert Predictor.from_pretrained(tuned).metadata["finetune_labels"] == 100
+
+
+def test_unknown_and_folded_operators_are_reported(tmp_path, checkpoint):
+    import torch
+
+    from graph_encoders import export_torch
+
+    from .test_parser import _Branches, _tiny_model
+
+    custom = tmp_path / "custom.onnx"
+    onnx.save(_tiny_model([
+        onnx.helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("FancyNorm", ["c"], ["y"], domain="com.acme"),
+    ], extra_domain="com.acme"), custom)
+    zeroed = tmp_path / "zeroed.onnx"
+    onnx.save(export_torch(_Branches(0.0), torch.randn(1, 3, 16, 16)), zeroed)
+    rows = json.loads(run_predict(custom, zeroed, "--checkpoint", checkpoint, "--json").stdout)
+    assert rows[0]["unknown_ops"] == ["com.acme::FancyNorm"] and rows[0]["folded_nodes"] == 0
+    assert rows[1]["unknown_ops"] == [] and rows[1]["folded_nodes"] == 3
+    table = run_predict(custom, zeroed, "--checkpoint", checkpoint).stdout.splitlines()
+    assert "unknown ops as 'other': com.acme::FancyNorm" in table[1]
+    assert "3 nodes folded" in table[2]
