@@ -72,12 +72,10 @@ def predict_and_embed(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def blended_few_shot(zero_shot: np.ndarray, embedding: np.ndarray, y: np.ndarray, support: np.ndarray,
                      query: np.ndarray) -> np.ndarray:
-    """:func:`predictors.few_shot.few_shot` from one zero-shot column, mapped onto the label scale
-    with the support labels' mean and std (a ranking plus the family's scale, as AIO-P's z-score)."""
+    """:func:`predictors.few_shot.few_shot` from one zero-shot column."""
     from predictors.few_shot import few_shot
 
-    z, _ = few_shot(zero_shot[support, None], embedding[support], y[support], zero_shot[query, None], embedding[query])
-    return y[support].mean() + z * y[support].std()
+    return few_shot(zero_shot[support, None], embedding[support], y[support], zero_shot[query, None], embedding[query])[0]
 
 
 def column(dataset, name: str) -> np.ndarray:

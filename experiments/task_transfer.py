@@ -102,10 +102,10 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
             for name, model in (("kadapter", kadapters), ("taskcond", conditioned)):
                 columns = (lambda g: model.predictions(g, exclude=target)) if name == "kadapter" else model.predictions
                 p_sup, p_qry = columns(sup), columns(qry)
-                z[f"{name}_0"] = p_qry.mean(1)
+                z[f"{name}_0"] = p_qry.mean(1) * std + mean  # z-scored with the support labels (AIO-P)
                 z[f"{name}_k"], chosen[name] = few_shot(p_sup, e_sup, y[support], p_qry, e_qry)
             choices.append(chosen)
-            result = {m: (srcc(p, y[query]), mae(p * std + mean, y[query])) for m, p in z.items()}
+            result = {m: (srcc(p, y[query]), mae(p, y[query])) for m, p in z.items()}
             ridge = zc_ridge(proxies, support, query, y[support])
             result["zc_ridge_k"] = (srcc(ridge, y[query]), mae(ridge, y[query]))
             result["support_mean"] = (float("nan"), mae(np.full(len(query), mean), y[query]))

@@ -57,16 +57,20 @@ WEIGHT_POWER = 4
 
 
 def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
-    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``: the candidates
-    of :data:`FEW_SHOT_CANDIDATES` averaged (as z-scores) with weights max(0, leave-one-out SRCC on
-    the support set)^:data:`WEIGHT_POWER`. 20 labels cannot refit a head without overfitting, and picking the single
-    best candidate is noisy; the weights tell how far the zero-shot ranking holds, should be
-    reweighted, or should give way to a ridge on the embedding or on size (TransNAS macro, where the
-    classification backbone's own ranking runs backwards). Returns the prediction and the weights."""
+    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``, on the label
+    scale. The candidates of :data:`FEW_SHOT_CANDIDATES` are averaged (as z-scores) with weights
+    max(0, leave-one-out SRCC on the support set)^:data:`WEIGHT_POWER`. 20 labels cannot refit a
+    head without overfitting, and picking the single best candidate is noisy; the weights tell how
+    far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on the
+    embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
+    backwards). The blend reaches the label scale by a least-squares line through the support
+    labels and the blend's own leave-one-out predictions: a ranker that is only partly right is
+    shrunk towards the mean rather than stretched to the labels' full spread. Returns the
+    prediction and the weights."""
     from scipy.stats import spearmanr
 
     y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
-    n, weights, predictions = len(y), {}, {}
+    n, weights, predictions, held_out = len(y), {}, {}, {}
     for name, fit in FEW_SHOT_CANDIDATES.items():
         loo = np.empty(n)
         for i in range(n):
@@ -74,10 +78,14 @@ def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndar
             loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
         score = spearmanr(loo, y).statistic if np.std(loo) > 0 else 0.0
         weights[name] = max(float(np.nan_to_num(score)), 0.0) ** WEIGHT_POWER
-        prediction = FEW_SHOT_CANDIDATES[name](p_support, e_support, y)(p_query, e_query)
-        predictions[name] = (prediction - prediction.mean()) / (prediction.std() + 1e-12)
+        prediction = fit(p_support, e_support, y)(p_query, e_query)
+        centre, spread = prediction.mean(), prediction.std() + 1e-12
+        predictions[name], held_out[name] = (prediction - centre) / spread, (loo - centre) / spread
     if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
         weights["zero-shot"] = 1.0
     total = sum(weights.values())
     blend = sum(w * predictions[name] for name, w in weights.items()) / total
-    return blend, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)
+    blend_loo = sum(w * held_out[name] for name, w in weights.items()) / total
+    slope = max(np.cov(blend_loo, y_support)[0, 1] / (blend_loo.var(ddof=1) + 1e-12), 1e-6)  # > 0 keeps the ranking
+    intercept = y_support.mean() - slope * blend_loo.mean()
+    return intercept + slope * blend, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)

@@ -73,3 +73,6 @@ def test_few_shot_turns_a_backwards_zero_shot_ranking_around(tasks):
     forwards = -backwards
     prediction, _ = few_shot(forwards[support], embedding[support], y[support], forwards[query], embedding[query])
     assert srcc(prediction, y[query]) > srcc(forwards[query, 0], y[query]) - 0.05
+    # on the label scale: closer to the truth than the support labels' mean
+    error = np.abs(prediction - y[query]).mean()
+    assert error < 0.8 * np.abs(y[support].mean() - y[query]).mean()
