@@ -31,7 +31,7 @@ from graph_encoders.vocabulary import VOCABULARY_VERSION
 
 from . import registry
 
-PARSER_VERSION = 2  # bump when the parser's output for the same ONNX changes
+PARSER_VERSION = 3  # bump when the parser's output for the same ONNX changes
 CACHE_ENV = "CGPREDICT_CACHE"
 
 

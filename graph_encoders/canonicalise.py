@@ -6,7 +6,8 @@ Convention (the one an eval-mode export uses, documented in README "Computation 
 - ``Gemm`` and ``MatMul`` with a weight operand become ``Linear``; a following ``Add`` of a bias
   vector is folded into it;
 - a product with a constant zero (NB-201's and TransNAS' ``none`` edge, ``x * 0``) and everything
-  computed only from it are folded away, as is whatever then reaches no output (the CG counts them);
+  computed only from it are folded away, as is whatever then reaches no output (the CG keeps them
+  apart, in ``ComputationGraph.folded``: they still run, and latency counts them);
 - decomposed activations are fused: x*sigmoid(x) -> Swish, x*hardsigmoid(x) -> HardSwish,
   x*tanh(softplus(x)) -> Mish, the erf form of GELU -> Gelu;
 - MACs are multiply-accumulates per sample of conv, linear, matmul and recurrent ops (everything
@@ -40,7 +41,7 @@ _SHAPE_SLOTS = {
 
 
 def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, batch: int):
-    """Run the passes; returns ``CGNode``s, edges ``(src, dst)`` (indices) and the folded node count."""
+    """Run the passes; returns ``CGNode``s, edges ``(src, dst)`` (indices) and the folded ``CGNode``s."""
     nodes, graph_outputs, folded = _fold_zero_products(nodes, list(graph_outputs))
     for fusion in (_fold_batchnorm, _fuse_linear, _fuse_gelu, _fuse_gates, _fuse_layernorm, _split_to_slices):
         nodes = fusion(nodes)
@@ -51,6 +52,9 @@ def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, b
         node.in_shapes = [shapes.get(t, ()) for _, t in node.inputs]
         # unused outputs (an LSTM's final states, a Dropout mask) are left out: exporters differ there
         node.out_shapes = [shapes.get(t, ()) for t in node.outputs if t in used]
+    for node in folded:  # their readers are gone: the first output is what they compute
+        node.in_shapes = [shapes.get(t, ()) for _, t in node.inputs]
+        node.out_shapes = [shapes.get(t, ()) for t in node.outputs[:1]]
 
     cg_nodes: list[CGNode] = []
     producer: dict[str, int] = {}
@@ -70,7 +74,7 @@ def canonicalise(nodes: list["WorkNode"], graph_inputs, graph_outputs, shapes, b
         if name in producer:  # not when the output was folded: a network computing a constant
             edges.append((producer[name], len(cg_nodes)))
         cg_nodes.append(CGNode("output", "Output", in_shapes=[shapes.get(name, ())], name=name))
-    return cg_nodes, edges, folded
+    return cg_nodes, edges, [_to_cg_node(node, batch) for node in folded]
 
 
 # --------------------------------------------------------------------------- folding
@@ -83,7 +87,8 @@ def _fold_zero_products(nodes, graph_outputs: list[str]):
     input, is a bias the CG does not show). Other readers lose that edge. Then nodes whose outputs
     nothing reads are dropped. A zero tensor with more than one element is a parameter (a layer
     scale initialised to zero): never folded. ONNX cannot tell a learned scalar from a constant, so a
-    scalar parameter exported at exactly zero is folded, and the CG's count says so. Returns the nodes kept, the graph outputs' tensors and how many nodes were folded.
+    scalar parameter exported at exactly zero is folded, and the CG says so. Returns the nodes
+    kept, the graph outputs' tensors and the nodes folded.
     """
     constant, rename, kept = set(), {}, []
     for node in nodes:
@@ -101,7 +106,7 @@ def _fold_zero_products(nodes, graph_outputs: list[str]):
                 continue
         kept.append(node)
     if not constant:
-        return nodes, graph_outputs, 0
+        return nodes, graph_outputs, []
     graph_outputs = [rename.get(t, t) for t in graph_outputs]
     used = set(graph_outputs)
     live = []
@@ -109,7 +114,8 @@ def _fold_zero_products(nodes, graph_outputs: list[str]):
         if used.intersection(node.outputs):
             live.append(node)
             used.update(t for _, t in node.inputs)
-    return live[::-1], graph_outputs, len(nodes) - len(live)
+    kept_ids = {id(node) for node in live}
+    return live[::-1], graph_outputs, [node for node in nodes if id(node) not in kept_ids]
 
 
 # --------------------------------------------------------------------------- fusion passes

@@ -58,7 +58,9 @@ class ComputationGraph:
     source: str = ""
     input_shapes: list[Shape] = field(default_factory=list)
     unknown_ops: list[str] = field(default_factory=list)
-    folded_nodes: int = 0  # ONNX nodes computing a constant zero or reaching no output (not in ``nodes``)
+    # Nodes that run but cannot affect the output (a product with zero and what only it feeds, or
+    # what reaches no output): not in ``nodes`` nor in ``macs`` / ``params``; latency counts them.
+    folded: list[CGNode] = field(default_factory=list)
 
     # ---------------------------------------------------------------- graph-level statistics
     @property
@@ -72,6 +74,15 @@ class ComputationGraph:
     def params(self) -> int:
         """Parameters under the inference convention (BatchNorm folded into the preceding conv)."""
         return sum(n.params for n in self.nodes)
+
+    @property
+    def folded_nodes(self) -> int:
+        return len(self.folded)
+
+    @property
+    def executed_macs(self) -> int:
+        """MACs of everything that runs, folded nodes included (what latency depends on)."""
+        return self.macs + sum(n.macs for n in self.folded)
 
     @property
     def num_nodes(self) -> int:
@@ -130,7 +141,7 @@ class ComputationGraph:
             "source": self.source,
             "input_shapes": [list(s) for s in self.input_shapes],
             "unknown_ops": list(self.unknown_ops),
-            "folded_nodes": self.folded_nodes,
+            "folded": [asdict(n) for n in self.folded],
             "macs": self.macs,
             "params": self.params,
             "nodes": [asdict(n) for n in self.nodes],
@@ -141,26 +152,13 @@ class ComputationGraph:
     def from_dict(cls, data: dict) -> "ComputationGraph":
         if data.get("format") != CG_FORMAT_VERSION:
             raise ValueError(f"CG format {data.get('format')} is not {CG_FORMAT_VERSION}")
-        nodes = [
-            CGNode(
-                category=n["category"],
-                op_type=n["op_type"],
-                in_shapes=[tuple(s) for s in n["in_shapes"]],
-                out_shapes=[tuple(s) for s in n["out_shapes"]],
-                attrs={k: tuple(v) if isinstance(v, list) else v for k, v in n["attrs"].items()},
-                macs=n["macs"],
-                params=n["params"],
-                name=n.get("name", ""),
-            )
-            for n in data["nodes"]
-        ]
         return cls(
-            nodes=nodes,
+            nodes=[_node_from_dict(n) for n in data["nodes"]],
             edges=[tuple(e) for e in data["edges"]],
             source=data.get("source", ""),
             input_shapes=[tuple(s) for s in data.get("input_shapes", [])],
             unknown_ops=list(data.get("unknown_ops", [])),
-            folded_nodes=data.get("folded_nodes", 0),
+            folded=[_node_from_dict(n) for n in data.get("folded", [])],
         )
 
     def save_json(self, path: str | Path) -> None:
@@ -173,6 +171,19 @@ class ComputationGraph:
     def structure(self) -> tuple:
         """What makes two CGs the same architecture: node signatures in order, and the edges."""
         return tuple(n.signature() for n in self.nodes), tuple(sorted(self.edges))
+
+
+def _node_from_dict(n: dict) -> CGNode:
+    return CGNode(
+        category=n["category"],
+        op_type=n["op_type"],
+        in_shapes=[tuple(s) for s in n["in_shapes"]],
+        out_shapes=[tuple(s) for s in n["out_shapes"]],
+        attrs={k: tuple(v) if isinstance(v, list) else v for k, v in n["attrs"].items()},
+        macs=n["macs"],
+        params=n["params"],
+        name=n.get("name", ""),
+    )
 
 
 def _flat_node(node: CGNode) -> dict:

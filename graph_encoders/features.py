@@ -25,6 +25,9 @@ columns    meaning (all counts pass through ``log2(1 + v) / scale`` so they sit 
 Tensor layout convention for channels / height / width: rank 4 is NCHW; rank 3 is
 (batch, sequence, hidden) as in transformers, so channels = hidden and height = sequence length;
 rank 2 is (batch, features); rank 5 (NCDHW) folds depth into height; rank 1 is (features,).
+
+Graph-level: ``macs``, ``params`` and ``folded_cost``, the :func:`cost_totals` of the nodes folded
+out of the graph (they run, so latency counts them; the GNN does not see them).
 """
 from __future__ import annotations
 
@@ -86,14 +89,40 @@ def node_features(node) -> list[float]:
     return row
 
 
+def node_tensors(nodes) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (nodes, NUM_FEATURES) and category indices ``op`` of a list of CG nodes."""
+    x = torch.tensor([node_features(n) for n in nodes], dtype=torch.float32).reshape(-1, NUM_FEATURES)
+    return x, torch.tensor([CATEGORY_INDEX[n.category] for n in nodes], dtype=torch.long)
+
+
+def cost_totals(x: torch.Tensor, op: torch.Tensor, graph: torch.Tensor, n_graphs: int) -> torch.Tensor:
+    """(graphs, 3 x categories) node count, MACs and output elements per operator category, read
+    back from the feature columns 22 and 24 (``graph`` gives each node's graph index)."""
+    n_categories = len(CATEGORY_INDEX)
+    macs = torch.pow(10.0, x[:, 22].double() * 10) - 1
+    elements = torch.pow(2.0, x[:, 24].double() * 24) - 1
+    key = graph * n_categories + op
+    totals = torch.zeros(3, n_graphs * n_categories, dtype=torch.float64)
+    for row, values in enumerate((torch.ones_like(macs), macs, elements)):
+        totals[row].index_add_(0, key, values)
+    return totals.view(3, n_graphs, n_categories).permute(1, 0, 2).reshape(n_graphs, -1)
+
+
+def folded_cost(cg: ComputationGraph) -> torch.Tensor:
+    """(1, 3 x categories) :func:`cost_totals` of the CG's folded nodes (zeros when none)."""
+    if not cg.folded:
+        return torch.zeros(1, 3 * len(CATEGORY_INDEX))
+    x, op = node_tensors(cg.folded)
+    return cost_totals(x, op, torch.zeros(len(op), dtype=torch.long), 1).float()
+
+
 def to_pyg(cg: ComputationGraph):
-    """``Data(x, op, edge_index)`` plus graph-level ``macs``, ``params`` and ``num_nodes``."""
+    """``Data(x, op, edge_index)`` plus graph-level ``macs``, ``params``, ``folded_cost`` and ``num_nodes``."""
     from torch_geometric.data import Data
 
-    x = torch.tensor([node_features(n) for n in cg.nodes], dtype=torch.float32).reshape(-1, NUM_FEATURES)
-    op = torch.tensor([CATEGORY_INDEX[n.category] for n in cg.nodes], dtype=torch.long)
+    x, op = node_tensors(cg.nodes)
     edge_index = torch.tensor(cg.edges, dtype=torch.long).reshape(-1, 2).t().contiguous()
     return Data(
         x=x, op=op, edge_index=edge_index, num_nodes=len(cg.nodes),
-        macs=torch.tensor([float(cg.macs)]), params=torch.tensor([float(cg.params)]),
+        macs=torch.tensor([float(cg.macs)]), params=torch.tensor([float(cg.params)]), folded_cost=folded_cost(cg),
     )

@@ -116,7 +116,7 @@ def _model_to_cg(model: onnx.ModelProto, label: str) -> ComputationGraph:
         source=label,
         input_shapes=[shapes.get(name, ()) for name in graph_inputs],
         unknown_ops=unknown,
-        folded_nodes=folded,
+        folded=folded,
     )
 
 

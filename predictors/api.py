@@ -183,7 +183,7 @@ class Predictor:
         graphs = self.to_graphs(inputs, example_input)
         out = self._forward(graphs, batch_size, devices)
         latency = out["latency"] if devices else np.zeros((len(graphs), 0))
-        macs, params = np.array([graph_arrays(g)[3:] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
+        macs, params = np.array([graph_arrays(g)[3:5] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
         scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
         z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])

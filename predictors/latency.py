@@ -15,20 +15,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from graph_encoders.vocabulary import CATEGORIES
+from graph_encoders.features import cost_totals
+from graph_encoders.vocabulary import CATEGORY_INDEX
 
 
 def cost_profile(batch) -> torch.Tensor:
-    """(graphs, 3 x categories) log1p of node count, MACs and output elements per operator category,
-    read back from the node features (columns 22 and 24 of :mod:`graph_encoders.features`)."""
-    n_categories, n_graphs = len(CATEGORIES), int(batch.num_graphs)
-    macs = torch.pow(10.0, batch.x[:, 22] * 10) - 1
-    elements = torch.pow(2.0, batch.x[:, 24] * 24) - 1
-    key = batch.batch * n_categories + batch.op
-    totals = torch.zeros(3, n_graphs * n_categories, dtype=torch.float64)
-    for row, values in enumerate((torch.ones_like(macs), macs, elements)):
-        totals[row].index_add_(0, key, values.double())
-    return torch.log1p(totals).view(3, n_graphs, n_categories).permute(1, 0, 2).reshape(n_graphs, -1).float()
+    """(graphs, 3 x categories) log1p of node count, MACs and output elements per operator category
+    of everything that runs: the graph's nodes plus the folded ones (``batch.folded_cost``; a product
+    with zero still executes, and so do the convolutions only it reads)."""
+    totals = cost_totals(batch.x, batch.op, batch.batch, int(batch.num_graphs))
+    folded = getattr(batch, "folded_cost", None)  # absent in datasets cached before it existed
+    if folded is not None:
+        totals = totals + folded.double()
+    return torch.log1p(totals).float()
+
+
+def executed_macs(data) -> float:
+    """MACs of everything that runs, folded nodes included: the FLOPs a latency baseline should use."""
+    folded = getattr(data, "folded_cost", None)
+    n = len(CATEGORY_INDEX)
+    return float(data.macs) + (float(folded[0, n:2 * n].sum()) if folded is not None else 0.0)
 
 
 def latency_inputs(model, batch) -> torch.Tensor:
@@ -177,7 +183,7 @@ def latency_table(checkpoint: str, spaces: list[str]):
         keep = [g for g in graphs if any(t.startswith("latency:") for t in records[int(g.index)].targets)]
         with torch.no_grad():
             inputs.append(torch.cat([latency_inputs(model, b) for b in DataLoader(keep, batch_size=1024)]))
-        macs.append(np.array([float(g.macs) for g in keep]))
+        macs.append(np.array([executed_macs(g) for g in keep]))
         offset = sum(len(n) for n in names)
         names.append(np.array([spec] * len(keep)))
         for i, g in enumerate(keep):

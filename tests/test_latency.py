@@ -40,18 +40,32 @@ def help_nb201(tmp_path_factory):
     return graphs, records, devices, latency, inputs, predictor
 
 
-def test_cost_profile_counts_every_node_and_its_macs(help_nb201):
-    graphs, *_ = help_nb201
+def test_cost_profile_counts_every_node_that_runs_and_its_macs(help_nb201):
+    """Folded nodes (``none`` edges and the convs only they read) do not reach the GNN, but they
+    run: the cost profile counts them, as the latency measurements do."""
+    graphs, records, *_ = help_nb201
     from torch_geometric.data import Batch
 
-    batch = Batch.from_data_list(graphs[:5])
-    profile = torch.expm1(cost_profile(batch).double())
+    from predictors.latency import executed_macs
+
+    space = registry.get_space("nb201")
+    def reads_zero_node(arch):  # node 1 is zero (its only edge is none) and a conv reads node 1
+        return arch.startswith("|none~0|+") and any(f"conv_{k}~1|" in arch for k in ("1x1", "3x3"))
+
+    dead_conv = [g for g in graphs if reads_zero_node(records[int(g.index)].arch)]
+    chosen = dead_conv[:3] + [
+        g for g in graphs if "none" not in records[int(g.index)].arch][:2]
+    cgs = [space.to_cg(records[int(g.index)].arch) for g in chosen]
+    assert all(cg.folded_nodes > 0 for cg in cgs[:3]) and all(cg.folded_nodes == 0 for cg in cgs[3:])
+    profile = torch.expm1(cost_profile(Batch.from_data_list(chosen)).double())
     n_categories = profile.size(1) // 3
     counts, macs = profile[:, :n_categories], profile[:, n_categories:2 * n_categories]
-    assert torch.allclose(counts.sum(1), torch.tensor([float(g.num_nodes) for g in graphs[:5]], dtype=torch.float64))
-    # per-node MACs pass through a rounded log feature: totals agree with the graph's MACs to 1e-3
-    expected = torch.tensor([float(g.macs) for g in graphs[:5]], dtype=torch.float64)
+    assert torch.allclose(counts.sum(1), torch.tensor([float(cg.num_nodes + cg.folded_nodes) for cg in cgs], dtype=torch.float64))
+    # per-node MACs pass through a rounded log feature: totals agree with the executed MACs to 1e-3
+    expected = torch.tensor([float(cg.executed_macs) for cg in cgs], dtype=torch.float64)
     assert torch.allclose(macs.sum(1), expected, rtol=1e-3)
+    assert np.allclose([executed_macs(g) for g in chosen], expected.numpy(), rtol=1e-3)
+    assert all(cg.executed_macs > cg.macs for cg in cgs[:3])  # node 1 is zero: a conv reading it still runs
 
 
 def test_heads_transfer_to_unseen_hardware_better_than_flops(help_nb201):
