@@ -58,7 +58,8 @@ WEIGHT_POWER = 4
 
 def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
     """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``, on the label
-    scale. The candidates of :data:`FEW_SHOT_CANDIDATES` are averaged (as z-scores) with weights
+    scale, each query network on its own. The candidates of :data:`FEW_SHOT_CANDIDATES` are
+    averaged (z-scored on the support set) with weights
     max(0, leave-one-out SRCC on the support set)^:data:`WEIGHT_POWER`. 20 labels cannot refit a
     head without overfitting, and picking the single best candidate is noisy; the weights tell how
     far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on the
@@ -78,9 +79,10 @@ def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndar
             loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
         score = spearmanr(loo, y).statistic if np.std(loo) > 0 else 0.0
         weights[name] = max(float(np.nan_to_num(score)), 0.0) ** WEIGHT_POWER
-        prediction = fit(p_support, e_support, y)(p_query, e_query)
-        centre, spread = prediction.mean(), prediction.std() + 1e-12
-        predictions[name], held_out[name] = (prediction - centre) / spread, (loo - centre) / spread
+        model = fit(p_support, e_support, y)
+        fitted = model(p_support, e_support)  # z-scored on the support set: each query is predicted on its own
+        centre, spread = fitted.mean(), fitted.std() + 1e-12
+        predictions[name], held_out[name] = (model(p_query, e_query) - centre) / spread, (loo - centre) / spread
     if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
         weights["zero-shot"] = 1.0
     total = sum(weights.values())

@@ -73,6 +73,9 @@ def test_few_shot_turns_a_backwards_zero_shot_ranking_around(tasks):
     forwards = -backwards
     prediction, _ = few_shot(forwards[support], embedding[support], y[support], forwards[query], embedding[query])
     assert srcc(prediction, y[query]) > srcc(forwards[query, 0], y[query]) - 0.05
+    # each network is predicted on its own, whatever else is in the query
+    alone, _ = few_shot(forwards[support], embedding[support], y[support], forwards[query[:3]], embedding[query[:3]])
+    assert np.allclose(alone, prediction[:3])
     # on the label scale: closer to the truth than the support labels' mean
     error = np.abs(prediction - y[query]).mean()
     assert error < 0.8 * np.abs(y[support].mean() - y[query]).mean()
