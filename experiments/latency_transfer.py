@@ -6,11 +6,14 @@
 Leave-one-hardware-out. A hardware is a device at all its batch sizes (``1080ti_1``, ``1080ti_32``,
 ``1080ti_256``). For each hardware, latency heads (:mod:`predictors.latency`) are trained on every
 *other* hardware's measurements of all ``--spaces``. Then, for each of its settings and each space
-it measured, ``k`` random networks are "measured" (seeded) and three predictors are fitted on them
+it measured, ``k`` random networks are "measured" (seeded) and four predictors are fitted on them
 and scored on all other networks of that space:
-- FLOPs-linear: latency = a * FLOPs + b, least squares (the issue's baseline);
+- FLOPs-linear: latency = a * FLOPs + b, least squares (the issue's baseline; FLOPs of everything
+  that runs, folded nodes included);
 - inputs ridge: ridge regression of log latency on the raw inputs (CG embedding + cost profile);
-- latency heads: the trunk trained on the other hardware, a ridge read-out fitted on the k networks.
+- heads, ridge read-out: the trunk trained on the other hardware, a ridge on its ``z``;
+- latency heads: the same trunk and ``LatencyHeads.add_device``, what users get: the few-shot blend
+  of the known devices' predictions and ridges on ``z``, weighted by leave-one-out SRCC.
 SRCC and the share of predictions within +-10 % of the measured latency. Writes
 experiments/results/latency_transfer.{md,json,png}.
 """
@@ -28,6 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "experiments" / "results"
+METHODS = (("flops", "FLOPs-linear"), ("ridge", "inputs ridge"), ("heads_ridge", "heads, ridge read-out"),
+           ("heads", "latency heads"))
 
 
 def hardware(device: str) -> str:
@@ -53,6 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    import copy
+
     from predictors.latency import fit_latency_heads, latency_table, within
     from predictors.metrics import srcc
 
@@ -73,7 +80,7 @@ def main() -> None:
                     continue
                 latency = table[device]
                 for k in args.samples:
-                    scores = {"flops": [], "ridge": [], "heads": []}
+                    scores = {"flops": [], "ridge": [], "heads_ridge": [], "heads": []}
                     for seed in range(args.seeds):
                         rng = np.random.default_rng(seed)
                         train = rng.choice(valid, k, replace=False)
@@ -82,7 +89,9 @@ def main() -> None:
                         preds = {
                             "flops": slope * macs[test] + intercept,
                             "ridge": np.exp(ridge_fit_predict(raw[train], np.log(latency[train]), raw[test])),
-                            "heads": np.exp(ridge_fit_predict(z[train], np.log(latency[train]), z[test])),
+                            "heads_ridge": np.exp(ridge_fit_predict(z[train], np.log(latency[train]), z[test])),
+                            "heads": copy.deepcopy(heads).add_device("new", inputs[torch.as_tensor(train)], latency[train])
+                                     .predict_ms(inputs[torch.as_tensor(test)], ["new"])[:, 0].numpy(),
                         }
                         for name, pred in preds.items():
                             scores[name].append((srcc(pred, latency[test]), within(pred, latency[test])))
@@ -92,6 +101,7 @@ def main() -> None:
                     rows.append(row)
                     print(f"{space} {device} k={k}: FLOPs {row['flops_srcc']:.3f}/{row['flops_within10']:.2f} "
                           f"ridge {row['ridge_srcc']:.3f}/{row['ridge_within10']:.2f} "
+                          f"heads-ridge {row['heads_ridge_srcc']:.3f}/{row['heads_ridge_within10']:.2f} "
                           f"heads {row['heads_srcc']:.3f}/{row['heads_within10']:.2f}", flush=True)
     write_results(rows, args)
 
@@ -101,7 +111,7 @@ def write_results(rows: list[dict], args) -> None:
     (RESULTS / "latency_transfer.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     command = (f"python experiments/latency_transfer.py --checkpoint {args.checkpoint} --spaces {' '.join(args.spaces)} "
                f"--samples {' '.join(map(str, args.samples))} --seeds {args.seeds} --epochs {args.epochs}")
-    names = (("flops", "FLOPs-linear"), ("ridge", "inputs ridge"), ("heads", "latency heads"))
+    names = METHODS
     lines = ["# Latency on unseen hardware from few measurements (HELP)", "",
              f"Command: `{command}`  ",
              "Leave-one-hardware-out: the latency heads never saw any batch size of the evaluated device. "
@@ -139,8 +149,8 @@ def plot(rows: list[dict], k: int) -> None:
     sel = [r for r in rows if r["samples"] == k]
     fig, ax = plt.subplots(figsize=(max(8, 0.28 * len(sel)), 4))
     x = np.arange(len(sel))
-    for offset, (m, label) in zip((-0.27, 0, 0.27), (("flops", "FLOPs-linear"), ("ridge", "inputs ridge"), ("heads", "latency heads"))):
-        ax.bar(x + offset, [r[f"{m}_srcc"] for r in sel], width=0.27, label=label)
+    for offset, (m, label) in zip((-0.3, -0.1, 0.1, 0.3), METHODS):
+        ax.bar(x + offset, [r[f"{m}_srcc"] for r in sel], width=0.2, label=label)
     ax.set_xticks(x, [f"{r['space']}:{r['device']}" for r in sel], rotation=90, fontsize=6)
     ax.set_ylabel(f"SRCC from {k} measured networks")
     ax.axhline(0.932, color="k", lw=0.8, ls="--", label="HELP, 10 samples (mean)")

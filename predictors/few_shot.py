@@ -56,7 +56,7 @@ FEW_SHOT_CANDIDATES = {
 WEIGHT_POWER = 4
 
 
-def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndarray, str]:
+def few_shot(p_support, e_support, y_support, p_query, e_query, candidates: dict | None = None) -> tuple[np.ndarray, str]:
     """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``, on the label
     scale, each query network on its own. The candidates of :data:`FEW_SHOT_CANDIDATES` are
     averaged (z-scored on the support set) with weights
@@ -66,13 +66,13 @@ def few_shot(p_support, e_support, y_support, p_query, e_query) -> tuple[np.ndar
     embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
     backwards). The blend reaches the label scale by a least-squares line through the support
     labels and the blend's own leave-one-out predictions: a ranker that is only partly right is
-    shrunk towards the mean rather than stretched to the labels' full spread. Returns the
-    prediction and the weights."""
+    shrunk towards the mean rather than stretched to the labels' full spread. ``candidates``
+    defaults to :data:`FEW_SHOT_CANDIDATES`. Returns the prediction and the weights."""
     from scipy.stats import spearmanr
 
     y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
     n, weights, predictions, held_out = len(y), {}, {}, {}
-    for name, fit in FEW_SHOT_CANDIDATES.items():
+    for name, fit in (FEW_SHOT_CANDIDATES if candidates is None else candidates).items():
         loo = np.empty(n)
         for i in range(n):
             keep = np.arange(n) != i

@@ -14,7 +14,7 @@ from bench_data import registry
 from bench_data.datasets import space_graphs
 from bench_data.paths import MissingBenchmarkFile
 from predictors.api import Predictor
-from predictors.latency import LatencyHeads, cost_profile, fit_latency_heads, latency_inputs
+from predictors.latency import LatencyHeads, cost_profile, executed_macs, fit_latency_heads, latency_inputs
 from predictors.metrics import srcc
 
 N_NETWORKS = 400
@@ -45,8 +45,6 @@ def test_cost_profile_counts_every_node_that_runs_and_its_macs(help_nb201):
     run: the cost profile counts them, as the latency measurements do."""
     graphs, records, *_ = help_nb201
     from torch_geometric.data import Batch
-
-    from predictors.latency import executed_macs
 
     space = registry.get_space("nb201")
     def reads_zero_node(arch):  # node 1 is zero (its only edge is none) and a conv reads node 1
@@ -79,10 +77,19 @@ def test_heads_transfer_to_unseen_hardware_better_than_flops(help_nb201):
     rng = np.random.default_rng(0)
     train = rng.choice(len(graphs), 20, replace=False)
     test = np.setdiff1d(np.arange(len(graphs)), train)
+    with torch.no_grad():
+        z = heads.latent(inputs)
+        known = heads.readout(z).double().numpy()
     heads.add_device("eyeriss", inputs[train], eyeriss[train])
     with torch.no_grad():
         predicted = heads.predict_ms(inputs[test], ["eyeriss"])[:, 0].numpy()
-    macs = np.array([float(g.macs) for g in graphs])
+    # the new read-out row is the few-shot blend itself, folded exactly (clamp bounds aside)
+    from predictors.few_shot import FEW_SHOT_CANDIDATES, few_shot
+
+    blend, _ = few_shot(known[train], z[train].double().numpy(), np.log(eyeriss[train]), known[test],
+                        z[test].double().numpy(), {k: v for k, v in FEW_SHOT_CANDIDATES.items() if k != "size"})
+    assert np.allclose(np.log(predicted), blend, atol=1e-3)
+    macs = np.array([executed_macs(g) for g in graphs])
     slope, intercept = np.polyfit(macs[train], eyeriss[train], 1)
     flops_srcc = srcc(slope * macs[test] + intercept, eyeriss[test])
     ours = srcc(predicted, eyeriss[test])
