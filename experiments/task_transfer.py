@@ -60,7 +60,7 @@ def zc_ridge(proxies: dict, support: np.ndarray, query: np.ndarray, y: np.ndarra
     from sklearn.linear_model import RidgeCV
 
     def design(idx):  # arcsinh: proxies span many orders of magnitude, some are negative
-        cols = [np.log(proxies["flops"][idx]), np.log(proxies["params"][idx])]
+        cols = [np.log1p(proxies["flops"][idx]), np.log1p(proxies["params"][idx])]  # 0 for constant networks
         cols += [np.arcsinh(np.nan_to_num(proxies[n][idx])) for n in proxies if n not in ("flops", "params")]
         return np.stack(cols, 1)
 
