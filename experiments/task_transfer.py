@@ -168,7 +168,8 @@ def write_results(rows: list[dict], args) -> None:
              f"Backbone: `{args.checkpoint}` (classification sources only), frozen. Sources for each target: the other six "
              f"tasks of the space. Means over {args.seeds} draws of the {k} target samples; scored on all other networks. "
              "Zero-cost proxies, FLOPs and params are label-free; their SRCC is on the same networks. "
-             f"MAE in the task's unit (z-scores mapped with the {k} samples' mean and std).", "",
+             f"MAE in the task's unit: zero-shot z-scores mapped with the {k} samples' mean and std; {k}-shot predictions "
+             "on the label scale by a least-squares line through the samples' leave-one-out predictions.", "",
              "## SRCC", "",
              "| space | task | FLOPs | params | best proxy | K-Adapter 0-shot | task-cond 0-shot | "
              f"K-Adapter {k}-shot | task-cond {k}-shot | proxy ridge {k}-shot | {k}-shot beats best proxy |",

@@ -75,6 +75,7 @@ class LatencyHeads(nn.Module):
         """Standardised log latency, (graphs, devices)."""
         return self.readout(self.latent(inputs))
 
+    @torch.no_grad()
     def predict_ms(self, inputs: torch.Tensor, devices: list[str] | None = None) -> torch.Tensor:
         columns = [self.device_index(d) for d in (devices or self.devices)]
         log_ms = self(inputs)[:, columns] * self.log_std[columns] + self.log_mean[columns]
