@@ -8,8 +8,8 @@ RUN.ckpt is a Lightning checkpoint of ``predict-train fit --config experiments/g
   NB-301 (725) and TransNAS-Bench-101 micro/macro tasks; SRCC, Kendall tau, NDCG@10, MAE, top-5%;
 - few-shot: ``--shots`` random target architectures (one fixed draw), fine-tuned ``--seeds`` times
   (heads + top encoder layer, 100 epochs), evaluated on the rest; mean +- std. Beside it the
-  blended few-shot rule of :mod:`predictors.few_shot` (zero-shot ranking, its reweighting, a ridge
-  on the frozen embedding; no network is retrained);
+  blended few-shot rule of :mod:`predictors.few_shot` (zero-shot ranking, its reweighting, ridges
+  on the frozen embedding and on size; no network is retrained) and the mean of the two;
 - baselines in the same run: parameter count, FLOPs, a GNN of the same size trained from scratch
   on the same labels, and a random forest on the space's own encoding trained on the same labels;
 - in-space few labels (TNASP/PINAT splits on NB-201: 78 / 156 / 469 labels, Kendall tau on all).
@@ -151,14 +151,16 @@ def main() -> None:
         records = dataset.records
         train_archs = [records[int(d.index)].arch for d in train]
         test_archs = [records[int(d.index)].arch for d in test]
-        rows = {"blended": [], "finetuned": [], "scratch": [], "random_forest": []}
+        rows = {"blended": [], "finetuned": [], "blended + finetuned": [], "scratch": [], "random_forest": []}
         blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy())
         rows["blended"] = [all_metrics(blend, true)] * args.seeds  # deterministic: the same every seed
         for seed in range(args.seeds):
             tuned = finetune(lambda: PredictorModule(**{**hp, "trainable": "top", "init_from": str(args.checkpoint),
                                                         "contrastive_weight": 0.0, "cluster_epoch": None}),
                              train, epochs, seed)
-            rows["finetuned"].append(all_metrics(predict(tuned.model, test), true))
+            tuned_pred = predict(tuned.model, test)
+            rows["finetuned"].append(all_metrics(tuned_pred, true))
+            rows["blended + finetuned"].append(all_metrics((blend + tuned_pred) / 2, true))  # both on the label scale
             scratch = finetune(lambda: PredictorModule(**{**hp, "contrastive_weight": 0.0, "cluster_epoch": None}),
                                train, epochs, seed)
             rows["scratch"].append(all_metrics(predict(scratch.model, test), true))

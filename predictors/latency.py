@@ -89,26 +89,18 @@ class LatencyHeads(nn.Module):
 
     @torch.no_grad()
     def add_device(self, name: str, inputs: torch.Tensor, latency_ms) -> "LatencyHeads":
-        """A new device from a few measured networks; the trunk and the other devices stay as
-        trained. The few-shot blend of :func:`predictors.few_shot.few_shot` (the known devices'
-        predictions as zero-shot columns, the trunk's ``z`` as embedding, weights by leave-one-out
-        SRCC on the measurements) is affine in ``z``, so it becomes one more read-out row: its
-        values at ``z = 0`` and at each unit vector give the bias and the weights exactly."""
-        from .few_shot import FEW_SHOT_CANDIDATES, few_shot
+        """A new device from a few measured networks: ridge regression (regularisation chosen by
+        leave-one-out) of their log latency on the trunk's ``z``; the trunk stays as trained."""
+        from sklearn.linear_model import RidgeCV
 
         log_ms = np.log(np.asarray(latency_ms, dtype=float))
         if len(log_ms) < 3 or not np.all(np.isfinite(log_ms)):
             raise ValueError(f"{name}: need at least 3 positive, finite latencies, got {len(log_ms)}")
-        z = self.latent(inputs)
-        probes = torch.cat([torch.zeros(1, z.size(1)), torch.eye(z.size(1))])
-        candidates = {k: v for k, v in FEW_SHOT_CANDIDATES.items() if k != "size"}  # z holds no FLOPs column
-        blend, _ = few_shot(self.readout(z).double().numpy(), z.double().numpy(), log_ms,
-                            self.readout(probes).double().numpy(), probes.double().numpy(), candidates)
+        z = self.latent(inputs).double().numpy()
         mean, std = float(log_ms.mean()), float(log_ms.std()) or 1.0
-        row = torch.as_tensor((blend[1:] - blend[0]) / std, dtype=torch.float32)
-        intercept = float((blend[0] - mean) / std)
-        weight = torch.cat([self.readout.weight, row[None]])
-        bias = torch.cat([self.readout.bias, torch.tensor([intercept])])
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25)).fit(z, (log_ms - mean) / std)
+        weight = torch.cat([self.readout.weight, torch.as_tensor(ridge.coef_, dtype=torch.float32)[None]])
+        bias = torch.cat([self.readout.bias, torch.tensor([float(ridge.intercept_)])])
         if name in self.devices:  # re-measured: replace the read-out
             keep = [i for i, d in enumerate(self.devices) if d != name]
             weight, bias = weight[keep + [len(self.devices)]], bias[keep + [len(self.devices)]]
