@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,7 @@ def main() -> None:
         "# Inference speed",
         "",
         f"Command: `python experiments/benchmarks/inference_speed.py --checkpoint {args.checkpoint} --graphs {args.graphs}`  ",
-        f"1 torch thread; NB-201 CGs (160 nodes on average), batches of at most {MAX_BATCH_NODES:,} nodes "
+        f"1 torch thread; NB-201 CGs ({np.mean([g.num_nodes for g in graphs]):.0f} nodes on average), batches of at most {MAX_BATCH_NODES:,} nodes "
         f"({len(graphs) // len(batches)} graphs); best of 3 runs.",
         "",
         "| measure | result | target |",
