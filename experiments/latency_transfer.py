@@ -76,7 +76,7 @@ def main() -> None:
         heads = fit_latency_heads(inputs, log_table[:, seen], [devices[j] for j in seen], epochs=args.epochs)
         with torch.no_grad():
             z = heads.latent(inputs).double().numpy()
-            known = heads.readout(torch.as_tensor(z, dtype=torch.float32)).double().numpy()
+            known = heads(inputs).double().numpy()  # every trained device's prediction
         for device in (d for d in devices if hardware(d) == group):
             for space in args.spaces:
                 valid = np.flatnonzero((space_of == space) & np.isfinite(table[device]))

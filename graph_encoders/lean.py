@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import NUM_FEATURES, folded_cost, node_features
-from .vocabulary import CATEGORIES, CATEGORY_INDEX
+from .features import NUM_FEATURES, folded_cost, node_tensors
+from .vocabulary import CATEGORIES
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -32,7 +32,7 @@ class GraphBatch:
     macs: torch.Tensor
     params: torch.Tensor
     num_graphs: int
-    folded_cost: torch.Tensor | None = None
+    folded_cost: torch.Tensor  # (graphs, 3 x categories), see graph_encoders.features.folded_cost
 
     def to(self, device) -> "GraphBatch":
         return self
@@ -43,8 +43,7 @@ def graph_arrays(cg) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, 
     (search loops and surrogates score the same graphs again and again)."""
     cached = getattr(cg, "_arrays", None)
     if cached is None:
-        x = np.asarray([node_features(n) for n in cg.nodes], dtype=np.float32).reshape(-1, NUM_FEATURES)
-        op = np.asarray([CATEGORY_INDEX[n.category] for n in cg.nodes], dtype=np.int64)
+        x, op = (t.numpy() for t in node_tensors(cg.nodes))
         edges = np.asarray(cg.edges, dtype=np.int64).reshape(-1, 2)
         cached = cg._arrays = (x, op, edges, float(cg.macs), float(cg.params), folded_cost(cg).numpy())
     return cached
@@ -81,7 +80,7 @@ def collate(cgs) -> GraphBatch:
         macs=torch.tensor([a[3] for a in arrays]),
         params=torch.tensor([a[4] for a in arrays]),
         num_graphs=len(cgs),
-        folded_cost=torch.from_numpy(np.concatenate([a[5] for a in arrays])) if arrays else None,
+        folded_cost=torch.from_numpy(np.concatenate([a[5] for a in arrays])),
     )
 
 

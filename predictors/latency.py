@@ -23,18 +23,14 @@ def cost_profile(batch) -> torch.Tensor:
     """(graphs, 3 x categories) log1p of node count, MACs and output elements per operator category
     of everything that runs: the graph's nodes plus the folded ones (``batch.folded_cost``; a product
     with zero still executes, and so do the convolutions only it reads)."""
-    totals = cost_totals(batch.x, batch.op, batch.batch, int(batch.num_graphs))
-    folded = getattr(batch, "folded_cost", None)  # absent in datasets cached before it existed
-    if folded is not None:
-        totals = totals + folded.double()
+    totals = cost_totals(batch.x, batch.op, batch.batch, int(batch.num_graphs)) + batch.folded_cost.double()
     return torch.log1p(totals).float()
 
 
 def executed_macs(data) -> float:
     """MACs of everything that runs, folded nodes included: the FLOPs a latency baseline should use."""
-    folded = getattr(data, "folded_cost", None)
     n = len(CATEGORY_INDEX)
-    return float(data.macs) + (float(folded[0, n:2 * n].sum()) if folded is not None else 0.0)
+    return float(data.macs) + float(data.folded_cost[0, n:2 * n].sum())
 
 
 def latency_inputs(model, batch) -> torch.Tensor:
