@@ -65,7 +65,7 @@ def predict_and_embed(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     preds, embeddings = [], []
     for batch in DataLoader(dataset, batch_size=1024):
         embedding = model.embed(batch)
-        preds.append(model.transform.inverse(model.head(embedding), batch.macs))
+        preds.append(model.transform.inverse(model.score_with_spread(batch, embedding)[0], batch.macs))
         embeddings.append(embedding)
     return torch.cat(preds).numpy(), torch.cat(embeddings).double().numpy()
 

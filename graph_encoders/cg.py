@@ -89,6 +89,13 @@ class ComputationGraph:
         return len(self.nodes)
 
     @property
+    def constant_output(self) -> bool:
+        """True when no output depends on an input: every path to the outputs was folded (the
+        network computes a constant, e.g. an NB-201 cell whose output node reads only ``none``)."""
+        outputs = {i for i, n in enumerate(self.nodes) if n.category == "output"}
+        return not any(dst in outputs for _, dst in self.edges)
+
+    @property
     def depth(self) -> int:
         """Nodes on the longest input-to-output path."""
         longest = [1] * len(self.nodes)
@@ -111,6 +118,8 @@ class ComputationGraph:
             line += f", unknown ops as 'other': {','.join(sorted(set(self.unknown_ops)))}"
         if self.folded_nodes:
             line += f", {self.folded_nodes} nodes folded (products with zero, or unused)"
+        if self.constant_output:
+            line += ", output does not depend on the input"
         return line
 
     # ---------------------------------------------------------------- conversions

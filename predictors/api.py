@@ -30,7 +30,9 @@ class Prediction:
     ``accuracy`` is on the checkpoint's label scale (percent), ``std`` its calibrated one-sigma
     uncertainty; ``ood`` flags a network far from everything the checkpoint was trained on.
     ``unknown_ops`` are operators the parser does not know (judged as category ``other``);
-    ``folded_nodes`` counts ONNX nodes left out of the graph (products with zero, unused outputs)."""
+    ``folded_nodes`` counts ONNX nodes left out of the graph (products with zero, unused outputs);
+    ``constant_output`` marks a network whose output does not depend on its input: its accuracy is
+    stated as chance level (100 / classes), not predicted."""
 
     path: str
     score: float
@@ -43,6 +45,7 @@ class Prediction:
     latency_ms: dict[str, float] = field(default_factory=dict)  # only the devices asked for
     unknown_ops: list[str] = field(default_factory=list)
     folded_nodes: int = 0
+    constant_output: bool = False
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -140,7 +143,7 @@ class Predictor:
 
                 h_latency = h if self.latency_model is self.model else self.latency_model.embed(batch)
                 outs["latency"].append(self.latency.predict_ms(torch.cat([h_latency, cost_profile(batch)], 1), list(devices)))
-            score, spread = self.model.head.predict_with_spread(h)
+            score, spread = self.model.score_with_spread(batch, h)
             outs["score"].append(score)
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
             outs["spread"].append(spread)
@@ -188,11 +191,13 @@ class Predictor:
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
         z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])
         std = z_std * float(self.model.transform.std) * scale
+        std[[g.constant_output for g in graphs]] = 0.0  # chance level is stated, not predicted
         return [
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
                        ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n),
                        latency_ms={device: float(ms) for device, ms in zip(devices, row)},
-                       unknown_ops=sorted(set(g.unknown_ops)), folded_nodes=g.folded_nodes)
+                       unknown_ops=sorted(set(g.unknown_ops)), folded_nodes=g.folded_nodes,
+                       constant_output=g.constant_output)
             for g, s, a, sd, d, f, n, row in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params, latency)
         ]
 

@@ -174,6 +174,7 @@ def _print_table(paths, predictions, errors, predictor, devices) -> None:
         notes = ["OOD: far from the training networks"] * p.ood
         notes += [f"unknown ops as 'other': {','.join(p.unknown_ops)}"] * bool(p.unknown_ops)
         notes += [f"{p.folded_nodes} nodes folded (x*0 or unused)"] * bool(p.folded_nodes)
+        notes += ["output ignores the input: chance level"] * p.constant_output
         note = "; ".join(notes)
         accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
         latency = "".join(f"  {p.latency_ms[d]:>{max(10, len(d) + 3)}.3f}" for d in devices)

@@ -40,7 +40,7 @@ def export(lightning_ckpt: Path, config: dict, out: Path, recipe: str, command: 
         with torch.no_grad():
             for batch in torch.utils.data.DataLoader(dataset, batch_size=1024, collate_fn=_collate):
                 h = module.model.embed(batch)
-                z, disagreement = module.model.head.predict_with_spread(h)
+                z, disagreement = module.model.score_with_spread(batch, h)
                 preds.append(z)
                 labels.append(module.model.transform(batch.y, batch.macs))
                 spread.append(disagreement)

@@ -105,7 +105,7 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
             if epoch not in outputs:
                 return
             with torch.no_grad():
-                z, spread = model.head.predict_with_spread(model.embed(test))
+                z, spread = model.score_with_spread(test, model.embed(test))
                 z_true = model.transform(y[fold], test.macs)
                 outputs[epoch][0][fold] = z.numpy()
                 outputs[epoch][1][fold] = (z - z_true).numpy()

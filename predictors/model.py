@@ -4,13 +4,37 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graph_encoders.vocabulary import CATEGORY_INDEX
+
 from .heads import ClusterMixtureHead
 from .label_transform import LabelTransform
+
+_OUTPUT = CATEGORY_INDEX["output"]
 
 
 def graph_statistics(batch) -> torch.Tensor:
     """log-scaled FLOPs and parameters of each graph: the cheap priors every predictor should see."""
     return torch.stack([torch.log10(batch.macs + 1) / 10, torch.log10(batch.params + 1) / 8], dim=1)
+
+
+def input_independent(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which graphs compute a constant, and their chance-level accuracy (percent).
+
+    The parser folds products with zero and everything computed only from them, so a network
+    whose every output was folded (no edge reaches an output node) ignores its input: it is a
+    constant function, and a classifier's accuracy is then chance, 100 / classes. No amount of
+    training changes that, so the predictor states it instead of guessing (an NB-101-trained GNN
+    put NB-201's 341 such networks at 88 %). Outputs that are not class scores get 0.
+    """
+    src, dst = batch.edge_index
+    is_output = batch.op == _OUTPUT
+    reached = torch.zeros(batch.num_graphs, dtype=torch.bool)
+    reached[batch.batch[dst[is_output[dst]]]] = True
+    classes = (torch.pow(2.0, batch.x[:, 0] * 12) - 1).round()  # the output node's channels (features.py)
+    per_graph = torch.zeros(batch.num_graphs).scatter_reduce_(0, batch.batch[is_output], classes[is_output], "amax",
+                                                             include_self=False)
+    chance = torch.where(per_graph >= 2, 100.0 / per_graph.clamp_min(1), torch.zeros_like(per_graph))
+    return ~reached, chance
 
 
 class PerformancePredictor(nn.Module):
@@ -43,7 +67,17 @@ class PerformancePredictor(nn.Module):
 
     def forward(self, batch) -> torch.Tensor:
         """Predictions on the transformed label scale (a ranking score)."""
-        return self.head(self.embed(batch))
+        return self.score_with_spread(batch, self.embed(batch))[0]
+
+    def score_with_spread(self, batch, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads' score and disagreement for embeddings ``h`` of ``batch``; a network whose output
+        does not depend on its input scores its chance level, with no disagreement."""
+        score, spread = self.head.predict_with_spread(h)
+        constant, chance = input_independent(batch)
+        if constant.any():
+            score = torch.where(constant, self.transform(chance, batch.macs), score)
+            spread = torch.where(constant, torch.zeros_like(spread), spread)
+        return score, spread
 
     def predict_label(self, batch) -> torch.Tensor:
         """Predictions on the label's own scale (accuracy in percent, ...)."""

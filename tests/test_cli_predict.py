@@ -130,3 +130,27 @@ def test_unknown_and_folded_operators_are_reported(tmp_path, checkpoint):
     table = run_predict(custom, zeroed, "--checkpoint", checkpoint).stdout.splitlines()
     assert "unknown ops as 'other': com.acme::FancyNorm" in table[1]
     assert "3 nodes folded" in table[2]
+
+
+@pytest.mark.parametrize("name", ["nb101", "default"])
+def test_a_network_that_ignores_its_input_gets_chance_level(tmp_path, name):
+    """NB-201 cells whose output node reads only ``none`` edges compute a constant (10 % on
+    CIFAR-10, 341 of the 15,625): the shipped predictors must state chance level and rank such a
+    network below a working one, instead of scoring it like its neighbours (88 % before)."""
+    import torch
+
+    from bench_data.spaces.nb201 import NB201Space
+    from graph_encoders import export_torch
+
+    space, x = NB201Space(N=1), torch.randn(1, 3, 32, 32)
+    archs = {"dead": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+             "alive": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"}
+    paths = []
+    for label, arch in archs.items():
+        paths.append(tmp_path / f"{label}.onnx")
+        onnx.save(export_torch(space.build(arch).eval(), x), paths[-1])
+    dead, alive = json.loads(run_predict(*paths, "--checkpoint", name, "--json").stdout)
+    assert dead["constant_output"] and not alive["constant_output"]
+    assert dead["accuracy"] == pytest.approx(10.0) and dead["std"] == 0.0
+    assert alive["accuracy"] > 30.0 and dead["score"] < alive["score"]
+    assert "output ignores the input" in run_predict(*paths, "--checkpoint", name).stdout.splitlines()[1]
