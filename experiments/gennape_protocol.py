@@ -2,7 +2,8 @@
 
     python experiments/gennape_protocol.py --checkpoint RUN.ckpt [--shots 50] [--seeds 5] [--quick]
 
-RUN.ckpt is a Lightning checkpoint of ``predict-train fit --config experiments/gennape_nb101.yaml``.
+RUN.ckpt is a Lightning checkpoint of ``predict-train fit --config experiments/gennape_nb101.yaml``, or
+an exported predictor (``--checkpoint nb101`` evaluates the shipped one).
 
 - zero-shot: score every architecture of NB-201 (all 15,625 and the 4,096 without ``none``),
   NB-301 (725) and TransNAS-Bench-101 micro/macro tasks; SRCC, Kendall tau, NDCG@10, MAE, top-5%;
@@ -99,7 +100,7 @@ def finetune(module_factory, train, epochs: int, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", required=True, help="Lightning RUN.ckpt, exported .ckpt or shipped name")
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
@@ -110,10 +111,10 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from predictors.baselines import random_forest_baseline
-    from predictors.lightning_module import PredictorModule
+    from predictors.lightning_module import PredictorModule, from_pretrained_module
     from predictors.metrics import all_metrics
 
-    pretrained = PredictorModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
     results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
@@ -161,7 +162,8 @@ def main() -> None:
             tuned_pred = predict(tuned.model, test)
             rows["finetuned"].append(all_metrics(tuned_pred, true))
             rows["blended + finetuned"].append(all_metrics((blend + tuned_pred) / 2, true))  # both on the label scale
-            scratch = finetune(lambda: PredictorModule(**{**hp, "contrastive_weight": 0.0, "cluster_epoch": None}),
+            scratch = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0,
+                                                          "cluster_epoch": None}),
                                train, epochs, seed)
             rows["scratch"].append(all_metrics(predict(scratch.model, test), true))
             rf = random_forest_baseline(space, train_archs, column(train, "y"), test_archs, seed=seed)
@@ -178,7 +180,7 @@ def main() -> None:
             train = dataset[order[:size]]
             everything = np.arange(len(dataset))
             row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything), true)}
-            for name, overrides in (("pretrained", {"trainable": "all", "init_from": str(args.checkpoint)}), ("scratch", {})):
+            for name, overrides in (("pretrained", {"trainable": "all", "init_from": str(args.checkpoint)}), ("scratch", {"init_from": None})):
                 module = finetune(lambda: PredictorModule(**{**hp, **overrides, "contrastive_weight": 0.0, "cluster_epoch": None}),
                                   train, args.epochs, 0)
                 row[name] = all_metrics(predict(module.model, dataset), true)

@@ -27,6 +27,29 @@ from .model import PerformancePredictor
 TRAINABLE = ("all", "heads", "top", "adapter")
 
 
+def pretrained_state(name_or_path: str) -> dict:
+    """The model weights of a Lightning training checkpoint, or of an exported predictor checkpoint
+    (a shipped name such as ``nb101``, or a path)."""
+    from .api import checkpoint_path
+
+    state = torch.load(checkpoint_path(name_or_path), map_location="cpu", weights_only=False)
+    if "format" in state:  # exported by predictors.export: the model's own state dict
+        return state["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+
+
+def from_pretrained_module(name_or_path: str) -> "PredictorModule":
+    """A :class:`PredictorModule` holding a trained predictor: a Lightning checkpoint as it was saved,
+    or an exported one (its model hyperparameters, the module's defaults for the rest)."""
+    from .api import checkpoint_path
+
+    path = checkpoint_path(name_or_path)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if "format" not in state:
+        return PredictorModule.load_from_checkpoint(path, map_location="cpu")
+    return PredictorModule(**state["hparams"], init_from=str(path))
+
+
 class PredictorModule(L.LightningModule):
     def __init__(
         self,
@@ -61,8 +84,7 @@ class PredictorModule(L.LightningModule):
         self.model = PerformancePredictor(width, layers, conv, pooling, dropout, n_clusters, head_hidden, fuzzifier,
                                           learn_centers, label_transform)
         if init_from:
-            state = torch.load(init_from, map_location="cpu", weights_only=False)["state_dict"]
-            self.load_state_dict(state, strict=False)
+            self.model.load_state_dict(pretrained_state(init_from), strict=False)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         if trainable == "adapter":
             from .adapters import add_lora

@@ -33,3 +33,30 @@ def test_test_split_metrics_are_the_held_out_rankings(tmp_path):
     assert logged["test_kendall"] == pytest.approx(kendall_tau(pred, true), abs=1e-5)
     assert logged["test_mae"] == pytest.approx(float(np.mean(np.abs(pred - true))), rel=1e-4)
     assert logged["test_srcc"] > 0.5  # six epochs on 320 NB-201 cells already rank unseen ones
+
+
+def test_training_starts_from_a_shipped_or_lightning_checkpoint(tmp_path, zoo_export):
+    """``init_from`` / :func:`from_pretrained_module` take an exported predictor (a shipped name) or a
+    Lightning checkpoint, and the module predicts exactly what the predictor it came from predicts."""
+    from graph_encoders import onnx_to_cg
+    from predictors.api import Predictor
+    from predictors.lightning_module import from_pretrained_module
+
+    from .zoo import ZOO
+
+    graphs = [onnx_to_cg(zoo_export(name), name=name) for name in sorted(ZOO)[:4]]
+    expected = [p.accuracy for p in Predictor.from_pretrained("nb101").predict(graphs)]
+    from torch_geometric.data import Batch
+
+    pyg = Batch.from_data_list([g.to_pyg() for g in graphs])
+    module = from_pretrained_module("nb101").eval()
+    with torch.no_grad():
+        got = module.model.predict_label(pyg).numpy()
+    assert got == pytest.approx(expected, abs=1e-3)
+    trainer = L.Trainer(max_epochs=0, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    for restored in (from_pretrained_module(str(tmp_path / "run.ckpt")), PredictorModule(**module.hparams)):
+        with torch.no_grad():
+            assert restored.eval().model.predict_label(pyg).numpy() == pytest.approx(expected, abs=1e-3)
