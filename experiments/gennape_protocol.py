@@ -7,8 +7,10 @@ an exported predictor (``--checkpoint nb101`` evaluates the shipped one).
 
 - zero-shot: score every architecture of NB-201 (all 15,625 and the 4,096 without ``none``),
   NB-301 (725) and TransNAS-Bench-101 micro/macro tasks; SRCC, Kendall tau, NDCG@10, MAE, top-5%;
-- few-shot: ``--shots`` random target architectures (one fixed draw), fine-tuned ``--seeds`` times
-  (heads + top encoder layer, 100 epochs), evaluated on the rest; mean +- std. Beside it the
+- few-shot: ``--shots`` random target architectures (one fixed draw), fine-tuned as
+  ``Predictor.finetune`` does (every layer, full batch, 100 epochs; heads + top encoder layer as a
+  second row; deterministic), evaluated on the rest; the baselines' mean +- std over ``--seeds``.
+  Beside it the
   blended few-shot rule of :mod:`predictors.few_shot` (zero-shot ranking, its reweighting, ridges
   on the frozen embedding and on size; no network is retrained) and the mean of the two;
 - baselines in the same run: parameter count, FLOPs, a GNN of the same size trained from scratch
@@ -83,6 +85,30 @@ def column(dataset, name: str) -> np.ndarray:
     return torch.cat([getattr(d, name) for d in dataset]).numpy() if len(dataset) else np.zeros(0)
 
 
+def lean_model(checkpoint: str, hparams: dict):
+    """The pretrained predictor as ``Predictor.from_pretrained`` builds it (lean encoder: what users fine-tune)."""
+    from predictors.export import MODEL_KEYS
+    from predictors.lightning_module import pretrained_state
+    from predictors.model import PerformancePredictor
+
+    model = PerformancePredictor(**{k: hparams[k] for k in MODEL_KEYS}, lean=True)
+    model.load_state_dict(pretrained_state(checkpoint), strict=False)
+    return model
+
+
+def finetune_like_users(model, train, query, trainable: str, epochs: int) -> np.ndarray:
+    """Predictions on ``query`` after ``Predictor.finetune(..., recalibrate=False)``'s training on ``train``."""
+    import copy
+
+    from torch_geometric.data import Batch
+
+    from predictors.finetuning import _fit, default_lr
+
+    labels = torch.from_numpy(column(train, "y")).float()
+    tuned = _fit(copy.deepcopy(model), Batch.from_data_list(list(train)), labels, epochs, trainable, default_lr(trainable), 0)
+    return predict(tuned, query)
+
+
 def finetune(module_factory, train, epochs: int, seed: int):
     """Train a PredictorModule on ``train`` only (no validation loop: the rest is the test set)."""
     import lightning as L
@@ -116,6 +142,7 @@ def main() -> None:
 
     pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
+    pretrained_lean = lean_model(args.checkpoint, hp)
     results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
     keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
@@ -152,16 +179,15 @@ def main() -> None:
         records = dataset.records
         train_archs = [records[int(d.index)].arch for d in train]
         test_archs = [records[int(d.index)].arch for d in test]
-        rows = {"blended": [], "finetuned": [], "blended + finetuned": [], "scratch": [], "random_forest": []}
+        rows = {"blended": [], "finetuned": [], "blended + finetuned": [], "finetuned, top layer": [], "scratch": [],
+                "random_forest": []}
         blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy())
-        rows["blended"] = [all_metrics(blend, true)] * args.seeds  # deterministic: the same every seed
+        tuned = finetune_like_users(pretrained_lean, train, test, "all", epochs)
+        deterministic = {"blended": blend, "finetuned": tuned, "blended + finetuned": (blend + tuned) / 2,  # label scale
+                         "finetuned, top layer": finetune_like_users(pretrained_lean, train, test, "top", epochs)}
+        for name, pred in deterministic.items():  # full-batch and dropout-free: the same every seed
+            rows[name] = [all_metrics(pred, true)] * args.seeds
         for seed in range(args.seeds):
-            tuned = finetune(lambda: PredictorModule(**{**hp, "trainable": "top", "init_from": str(args.checkpoint),
-                                                        "contrastive_weight": 0.0, "cluster_epoch": None}),
-                             train, epochs, seed)
-            tuned_pred = predict(tuned.model, test)
-            rows["finetuned"].append(all_metrics(tuned_pred, true))
-            rows["blended + finetuned"].append(all_metrics((blend + tuned_pred) / 2, true))  # both on the label scale
             scratch = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0,
                                                           "cluster_epoch": None}),
                                train, epochs, seed)
@@ -180,10 +206,10 @@ def main() -> None:
             train = dataset[order[:size]]
             everything = np.arange(len(dataset))
             row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything), true)}
-            for name, overrides in (("pretrained", {"trainable": "all", "init_from": str(args.checkpoint)}), ("scratch", {"init_from": None})):
-                module = finetune(lambda: PredictorModule(**{**hp, **overrides, "contrastive_weight": 0.0, "cluster_epoch": None}),
-                                  train, args.epochs, 0)
-                row[name] = all_metrics(predict(module.model, dataset), true)
+            row["pretrained"] = all_metrics(finetune_like_users(pretrained_lean, train, dataset, "all", args.epochs), true)
+            module = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0, "cluster_epoch": None}),
+                              train, args.epochs, 0)
+            row["scratch"] = all_metrics(predict(module.model, dataset), true)
             results["in_space"][size] = row
             print(f"nb201 in-space {size} labels: Kendall pretrained {row['pretrained']['kendall']:.3f}, "
                   f"blended {row['blended']['kendall']:.3f}, scratch {row['scratch']['kendall']:.3f}", flush=True)

@@ -20,8 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default="default", help="starting checkpoint: name or path (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the new checkpoint")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--trainable", choices=("heads", "top"), default="top",
-                        help="heads only, or heads + the last GNN layer (default: %(default)s)")
+    parser.add_argument("--trainable", choices=("all", "heads", "top"), default="all",
+                        help="every layer, heads only, or heads + the last GNN layer (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", default="accuracy", metavar="accuracy|latency:DEVICE",
                         help="what the labels are (default: %(default)s)")
