@@ -74,11 +74,13 @@ def predict_and_embed(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def blended_few_shot(zero_shot: np.ndarray, embedding: np.ndarray, y: np.ndarray, support: np.ndarray,
-                     query: np.ndarray) -> np.ndarray:
-    """:func:`predictors.few_shot.few_shot` from one zero-shot column."""
+                     query: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """:func:`predictors.few_shot.few_shot` from one zero-shot column (``constant``: networks whose output
+    ignores the input)."""
     from predictors.few_shot import few_shot
 
-    return few_shot(zero_shot[support, None], embedding[support], y[support], zero_shot[query, None], embedding[query])[0]
+    return few_shot(zero_shot[support, None], embedding[support], y[support], zero_shot[query, None], embedding[query],
+                    constant=(constant[support], constant[query]))[0]
 
 
 def column(dataset, name: str) -> np.ndarray:
@@ -139,6 +141,7 @@ def main() -> None:
     from predictors.baselines import random_forest_baseline
     from predictors.lightning_module import PredictorModule, from_pretrained_module
     from predictors.metrics import all_metrics
+    from predictors.model import constant_output_mask
 
     pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
@@ -146,7 +149,7 @@ def main() -> None:
     results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
     keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
-    datasets, zero_shot = {}, {}
+    datasets, zero_shot, constant = {}, {}, {}
     for key in keys:
         start = time.time()
         try:
@@ -158,6 +161,7 @@ def main() -> None:
         true, macs, params = column(dataset, "y"), column(dataset, "macs"), column(dataset, "params")
         pred, embedding = predict_and_embed(pretrained.model, dataset)
         zero_shot[key] = pred, embedding
+        constant[key] = constant_output_mask(dataset)
         results["zero_shot"][key] = {
             "n": len(dataset), "predictor": all_metrics(pred, true),
             "params": all_metrics(params, true), "flops": all_metrics(macs, true),
@@ -181,7 +185,8 @@ def main() -> None:
         test_archs = [records[int(d.index)].arch for d in test]
         rows = {"blended": [], "finetuned": [], "blended + finetuned": [], "finetuned, top layer": [], "scratch": [],
                 "random_forest": []}
-        blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy())
+        blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy(),
+                                 constant[key])
         tuned = finetune_like_users(pretrained_lean, train, test, "all", epochs)
         deterministic = {"blended": blend, "finetuned": tuned, "blended + finetuned": (blend + tuned) / 2,  # label scale
                          "finetuned, top layer": finetune_like_users(pretrained_lean, train, test, "top", epochs)}
@@ -205,7 +210,8 @@ def main() -> None:
             order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(size))
             train = dataset[order[:size]]
             everything = np.arange(len(dataset))
-            row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything), true)}
+            row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything,
+                                                               constant["nb201/cifar10"]), true)}
             row["pretrained"] = all_metrics(finetune_like_users(pretrained_lean, train, dataset, "all", args.epochs), true)
             module = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0, "cluster_epoch": None}),
                               train, args.epochs, 0)

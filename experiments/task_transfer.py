@@ -71,7 +71,8 @@ def zc_ridge(proxies: dict, support: np.ndarray, query: np.ndarray, y: np.ndarra
 
 def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[dict]:
     from predictors.metrics import mae, srcc
-    from predictors.few_shot import few_shot
+    from predictors.few_shot import constant_network_label, few_shot
+    from predictors.model import constant_output_mask
     from predictors.task_transfer import KAdapters, TaskConditionedAdapter, backbone_embedding, fit_adapter
 
     tasks = load_tasks(space, encoder)
@@ -85,6 +86,7 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
         sources = {t: g for t, (g, _) in tasks.items() if t != target}
         conditioned = TaskConditionedAdapter(list(sources), width, layers).fit(sources, epochs=max(1, args.epochs // 2))
         y = np.array([float(g.y) for g in graphs])
+        constant = constant_output_mask(graphs)  # the output ignores the input: one shared label
         proxies = proxy_table(records, graphs)
         if args.dump:  # every zero-shot column, embedding and label, to study few-shot rules offline
             dumps[f"{space}/{target}"] = dict(kadapter=kadapters.predictions(graphs, exclude=target),
@@ -102,8 +104,10 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
             for name, model in (("kadapter", kadapters), ("taskcond", conditioned)):
                 columns = (lambda g: model.predictions(g, exclude=target)) if name == "kadapter" else model.predictions
                 p_sup, p_qry = columns(sup), columns(qry)
-                z[f"{name}_0"] = p_qry.mean(1) * std + mean  # z-scored with the support labels (AIO-P)
-                z[f"{name}_k"], chosen[name] = few_shot(p_sup, e_sup, y[support], p_qry, e_qry)
+                zero_shot = p_qry.mean(1) * std + mean  # z-scored with the support labels (AIO-P)
+                z[f"{name}_0"] = constant_network_label(zero_shot, constant[query], y[support], np.zeros(len(support), bool))
+                z[f"{name}_k"], chosen[name] = few_shot(p_sup, e_sup, y[support], p_qry, e_qry,
+                                                        constant=(constant[support], constant[query]))
             choices.append(chosen)
             result = {m: (srcc(p, y[query]), mae(p, y[query])) for m, p in z.items()}
             ridge = zc_ridge(proxies, support, query, y[support])

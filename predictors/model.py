@@ -1,6 +1,7 @@
 """The performance predictor: CG encoder -> embedding -> fuzzy-clustered heads, plus label transform."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +36,13 @@ def input_independent(batch) -> tuple[torch.Tensor, torch.Tensor]:
                                                              include_self=False)
     chance = torch.where(per_graph >= 2, 100.0 / per_graph.clamp_min(1), torch.zeros_like(per_graph))
     return ~reached, chance
+
+
+def constant_output_mask(graphs) -> np.ndarray:
+    """:func:`input_independent` of a list of ``torch_geometric`` ``Data`` graphs, as a boolean array."""
+    from torch_geometric.data import Batch
+
+    return input_independent(Batch.from_data_list(list(graphs)))[0].numpy()
 
 
 class PerformancePredictor(nn.Module):
