@@ -79,3 +79,27 @@ def test_few_shot_turns_a_backwards_zero_shot_ranking_around(tasks):
     # on the label scale: closer to the truth than the support labels' mean
     error = np.abs(prediction - y[query]).mean()
     assert error < 0.8 * np.abs(y[support].mean() - y[query]).mean()
+
+
+def test_networks_that_ignore_their_input_share_one_label(tasks):
+    """The mask finds exactly the NB-201 networks at chance (10 % on CIFAR-10) from their CGs, and
+    few-shot predictions give them the labelled constant networks' value, or else a floor."""
+    from predictors.model import constant_output_mask
+
+    graphs = tasks["cifar10"]
+    y = _labels(graphs)
+    constant = constant_output_mask(graphs)
+    assert constant.sum() >= 3 and np.array_equal(constant, y == 10.0)  # every other network is far above chance
+    embedding = backbone_embedding(graphs)
+    column = embedding[:, -2:-1]  # log FLOPs as a zero-shot column
+    first = np.flatnonzero(constant)[0]
+    for has_constant in (True, False):
+        working = np.flatnonzero(~constant)[:20 - has_constant]
+        support = np.concatenate([working, [first]]) if has_constant else working
+        query = np.setdiff1d(np.arange(len(y)), support)
+        mask = (constant[support], constant[query])
+        prediction, _ = few_shot(column[support], embedding[support], y[support], column[query], embedding[query], constant=mask)
+        if has_constant:
+            assert np.all(prediction[mask[1]] == 10.0)
+        else:
+            assert np.all(prediction[mask[1]] <= prediction[~mask[1]].min())
