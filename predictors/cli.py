@@ -83,6 +83,9 @@ What the numbers mean:
   OOD       the network is far from everything the checkpoint was trained on (its embedding is
             beyond the 99th percentile of the training networks'): treat its numbers with care.
   FLOPs     multiply-accumulates per sample (BatchNorm folded); params: learned parameters.
+  note      "output ignores the input": every path to the output was folded (e.g. multiplied by
+            zero), so the network computes a constant; its accuracy is stated as chance level,
+            100 / classes, with no uncertainty, not predicted. JSON: "constant_output".
   latency   with --target latency:DEVICE, predicted latency in ms on a device HELP measured (batch
             size in the name, e.g. 1080ti_32; `--list-devices` lists them). JSON: "latency_ms".
             Learnt from HELP's NB-201, FBNet and OFA-MobileNetV3 networks: for an OOD network it
