@@ -29,14 +29,15 @@ class CGSurrogate(RegressorMixin, BaseEstimator):
     """Args:
         space: a registered search space name (``bench_data.registry``), or None for ONNX/CG inputs.
         checkpoint: pretrained checkpoint name or path.
-        epochs, trainable, seed: fine-tuning settings used by :meth:`fit`.
+        epochs, trainable, seed: fine-tuning settings used by :meth:`fit` (``trainable``: ``all``, the
+            default of :meth:`predictors.api.Predictor.finetune`; ``top`` or ``heads`` refit faster).
         objectives: ``"accuracy"`` and/or ``"latency:<device>"``, the columns of ``y`` and of predictions.
         recalibrate: refit the uncertainty by cross-validation in :meth:`fit` (False: faster refits
             for search loops, keeping the checkpoint's calibration).
     """
 
     def __init__(self, space: str | None = None, checkpoint: str = "default", epochs: int = 100,
-                 trainable: str = "top", seed: int = 0, objectives: tuple = ("accuracy",), recalibrate: bool = True):
+                 trainable: str = "all", seed: int = 0, objectives: tuple = ("accuracy",), recalibrate: bool = True):
         self.space = space
         self.checkpoint = checkpoint
         self.epochs = epochs
