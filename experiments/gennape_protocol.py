@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "experiments" / "results"
+FINETUNE_EPOCHS = 200  # Predictor.finetune's default
 SOURCE_CONFIG = ROOT / "experiments" / "gennape_nb101.yaml"  # the pretraining split the FLOPs predictor shares
 ZERO_SHOT_KEYS = ["nb201/cifar10", "nb201_no_none/cifar10", "nb301/cifar10"] + [
     f"tnb_{variant}/{task}" for variant in ("micro", "macro")
@@ -122,17 +123,17 @@ def lean_model(checkpoint: str, hparams: dict):
     return model
 
 
-def finetune_like_users(model, train, query, trainable: str, epochs: int) -> np.ndarray:
-    """Predictions on ``query`` after ``Predictor.finetune(..., recalibrate=False)``'s training on ``train``."""
-    import copy
-
+def finetune_like_users(model, train, query, trainable: str, epochs: int) -> tuple[np.ndarray, int]:
+    """Predictions on ``query`` after ``Predictor.finetune``'s training on ``train`` (cross-validation
+    on ``train`` alone picks the length, up to ``epochs``), and that length."""
     from torch_geometric.data import Batch
 
-    from predictors.finetuning import _fit, default_lr
+    from predictors.finetuning import default_lr, finetune_model
 
     labels = torch.from_numpy(column(train, "y")).float()
-    tuned = _fit(copy.deepcopy(model), Batch.from_data_list(list(train)), labels, epochs, trainable, default_lr(trainable), 0)
-    return predict(tuned, query)
+    tuned, chosen, _, _ = finetune_model(model, lambda idx: Batch.from_data_list([train[int(i)] for i in idx]), labels,
+                                         epochs, trainable, default_lr(trainable), 0)
+    return predict(tuned, query), chosen
 
 
 def finetune(module_factory, train, epochs: int, seed: int):
@@ -155,7 +156,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="Lightning RUN.ckpt, exported .ckpt or shipped name")
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=100, help="training epochs of the GNN-from-scratch baseline")
+    parser.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
+                        help="the longest fine-tuning cross-validation may choose (default: %(default)s, as Predictor.finetune)")
     parser.add_argument("--quick", action="store_true", help="fewer keys and epochs (smoke test)")
     parser.add_argument("--keys", nargs="+", default=None, help=f"zero-shot targets (default: {' '.join(ZERO_SHOT_KEYS)})")
     parser.add_argument("--out", default="gennape_protocol", help="results file stem in experiments/results")
@@ -170,7 +173,7 @@ def main() -> None:
     pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
     pretrained_lean = lean_model(args.checkpoint, hp)
-    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
+    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {}, "finetune_epochs": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
     keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
     datasets, zero_shot, constant = {}, {}, {}
@@ -206,6 +209,7 @@ def main() -> None:
         _scatter(pred, true, key, RESULTS / f"zero_shot_{key.replace('/', '_')}.png")
 
     epochs = 10 if args.quick else args.epochs
+    finetune_epochs = 10 if args.quick else args.finetune_epochs
     for key in FEW_SHOT_KEYS:
         if key not in datasets:
             continue
@@ -221,9 +225,11 @@ def main() -> None:
                 "random_forest": []}
         blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy(),
                                  constant[key])
-        tuned = finetune_like_users(pretrained_lean, train, test, "all", epochs)
+        tuned, chosen = finetune_like_users(pretrained_lean, train, test, "all", finetune_epochs)
+        top, chosen_top = finetune_like_users(pretrained_lean, train, test, "top", finetune_epochs)
+        results["finetune_epochs"][key] = {"all": chosen, "top": chosen_top}
         deterministic = {"blended": blend, "finetuned": tuned, "blended + finetuned": (blend + tuned) / 2,  # label scale
-                         "finetuned, top layer": finetune_like_users(pretrained_lean, train, test, "top", epochs)}
+                         "finetuned, top layer": top}
         for name, pred in deterministic.items():  # full-batch and dropout-free: the same every seed
             rows[name] = [all_metrics(pred, true)] * args.seeds
         for seed in range(args.seeds):
@@ -246,7 +252,9 @@ def main() -> None:
             everything = np.arange(len(dataset))
             row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything,
                                                                constant["nb201/cifar10"]), true)}
-            row["pretrained"] = all_metrics(finetune_like_users(pretrained_lean, train, dataset, "all", args.epochs), true)
+            tuned, results["finetune_epochs"][f"in-space {size}"] = finetune_like_users(pretrained_lean, train, dataset, "all",
+                                                                                         finetune_epochs)
+            row["pretrained"] = all_metrics(tuned, true)
             module = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0, "cluster_epoch": None}),
                               train, args.epochs, 0)
             row["scratch"] = all_metrics(predict(module.model, dataset), true)

@@ -1,5 +1,5 @@
 """Fine-tuning a shipped predictor on a user's own family of labelled networks (plain torch: a
-few hundred full-batch steps on at most a few hundred graphs need no training framework)."""
+few hundred steps on at most a few hundred graphs need no training framework)."""
 from __future__ import annotations
 
 import copy
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .api import Predictor
 
 FOLDS = 5
+CV_EPOCHS = (10, 25, 50, 100, 200)
+BATCH_SIZE = 64  # a family of 50 trains full-batch; one of 469 takes 8 steps an epoch, as pretraining's loop  # the training lengths cross-validation chooses among (up to ``epochs``)
 
 
 TRAINABLE = ("heads", "top", "all")
@@ -41,12 +43,16 @@ def _trainable_parameters(model, trainable: str) -> list[torch.nn.Parameter]:
     return [p for p in params if p.dtype.is_floating_point]
 
 
-def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, progress: bool = False,
+def _fit(model, batch_of, y, epochs: int, trainable: str, lr: float, seed: int, progress: bool = False,
          on_epoch=None):
-    """Full-batch training; ``on_epoch(e, model)`` is called before training (e = 0) and after each epoch."""
+    """Training on shuffled minibatches of at most :data:`BATCH_SIZE` networks (``batch_of(indices)``
+    batches them); ``on_epoch(e, model)`` is called before training (e = 0) and after each epoch."""
     torch.manual_seed(seed)
-    model.transform.fit(y, batch.macs)
-    target = model.transform(y, batch.macs)
+    n = len(y)
+    everything = batch_of(np.arange(n))
+    model.transform.fit(y, everything.macs)
+    target = model.transform(y, everything.macs)
+    splits, shuffle = -(-n // BATCH_SIZE), torch.Generator().manual_seed(seed)
     params = _trainable_parameters(model, trainable)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -62,11 +68,12 @@ def _fit(model, batch, y, epochs: int, trainable: str, lr: float, seed: int, pro
         on_epoch(0, model.eval())
     for epoch in steps:
         model.train()
-        optimizer.zero_grad()
-        pred = model(batch)
-        loss = F.mse_loss(pred, target) + 0.5 * pairwise_ranking_loss(pred, target)
-        loss.backward()
-        optimizer.step()
+        for part in torch.randperm(n, generator=shuffle).tensor_split(splits) if splits > 1 else [torch.arange(n)]:
+            optimizer.zero_grad()
+            pred = model(everything if splits == 1 else batch_of(part.numpy()))
+            loss = F.mse_loss(pred, target[part]) + 0.5 * pairwise_ranking_loss(pred, target[part])
+            loss.backward()
+            optimizer.step()
         if on_epoch is not None:
             on_epoch(epoch + 1, model.eval())
     model.eval()
@@ -91,6 +98,49 @@ def _match_scale(model, batch, y: torch.Tensor) -> None:
     transform.std.mul_(slope)
 
 
+def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int):
+    """5-fold cross-validation of fine-tuning ``model`` on labels ``y``; ``batch_of(indices)`` batches
+    those networks. Each fold's model never sees its held-out networks. It picks how long to train
+    (0 epochs, the pretrained ranking, included: fine-tuning must earn its place) and gives the
+    out-of-fold residuals that calibrate the uncertainty. Returns the chosen epochs, the SRCC of
+    every checkpoint, and each checkpoint's out-of-fold ``score``, ``residual`` and ``spread``."""
+    n = len(y)
+    checkpoints = sorted({0, *[e for e in CV_EPOCHS if e < epochs], epochs})
+    outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
+    folds = np.array_split(np.random.default_rng(seed).permutation(n), min(FOLDS, n))
+    for fold in folds:
+        held_out = batch_of(fold)
+
+        def record(epoch, model, fold=fold, held_out=held_out):
+            if epoch not in outputs:
+                return
+            with torch.no_grad():
+                z, spread = model.score_with_spread(held_out, model.embed(held_out))
+                out = outputs[epoch]
+                out["score"][fold], out["spread"][fold] = z.numpy(), spread.numpy()
+                out["residual"][fold] = (z - model.transform(y[fold], held_out.macs)).numpy()
+
+        train = np.setdiff1d(np.arange(n), fold)
+        _fit(copy.deepcopy(model), lambda idx, train=train: batch_of(train[idx]), y[train], epochs, trainable, lr, seed,
+             on_epoch=record)
+    scores = {e: srcc(outputs[e]["score"], y.numpy()) for e in checkpoints}
+    chosen = max(checkpoints, key=lambda e: (round(scores[e], 3), e))
+    return chosen, scores, outputs
+
+
+def finetune_model(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
+                   cross_validated: bool = True, progress: bool = False):
+    """A fine-tuned copy of ``model`` on labels ``y`` (``batch_of(indices)`` batches those networks):
+    :func:`cross_validate` picks the training length (``cross_validated=False``: ``epochs``), then
+    every network trains it, and its label scale is matched to the family's. Returns the model, the
+    epochs, and the cross-validation's scores and outputs (empty without it)."""
+    chosen, scores, outputs = cross_validate(model, batch_of, y, epochs, trainable, lr, seed) if cross_validated else (
+        epochs, {}, {})
+    tuned = _fit(copy.deepcopy(model), batch_of, y, chosen, trainable, lr, seed, progress)
+    _match_scale(tuned, batch_of(np.arange(len(y))), y)
+    return tuned, chosen, scores, outputs
+
+
 def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: int, trainable: str, lr: float | None,
                        seed: int, source: str, progress: bool = False, recalibrate: bool = True) -> "Predictor":
     from .api import Predictor
@@ -101,37 +151,9 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     if len(graphs) < 5:
         raise ValueError(f"fine-tuning needs at least 5 labelled networks, got {len(graphs)}")
     y = torch.as_tensor(labels, dtype=torch.float32)
-    # Cross-validation: each fold's model never saw its test networks. It picks how long to train
-    # (0 epochs, i.e. the pretrained ranking, included: fine-tuning must earn its place) and gives
-    # the residuals that calibrate the uncertainty.
-    checkpoints = sorted({0, *[e for e in (10, 25, 50, 100, 200) if e < epochs], epochs}) if recalibrate else [epochs]
-    outputs = {e: (np.zeros(len(graphs)), np.zeros(len(graphs)), np.zeros(len(graphs))) for e in checkpoints}
-    rng = np.random.default_rng(seed)
-    folds = np.array_split(rng.permutation(len(graphs)), min(FOLDS, len(graphs))) if recalibrate else []
-    for fold in folds:
-        train_idx = np.setdiff1d(np.arange(len(graphs)), fold)
-        test = collate([graphs[i] for i in fold])
-
-        def record(epoch, model, fold=fold, test=test):
-            if epoch not in outputs:
-                return
-            with torch.no_grad():
-                z, spread = model.score_with_spread(test, model.embed(test))
-                z_true = model.transform(y[fold], test.macs)
-                outputs[epoch][0][fold] = z.numpy()
-                outputs[epoch][1][fold] = (z - z_true).numpy()
-                outputs[epoch][2][fold] = spread.numpy()
-
-        _fit(copy.deepcopy(base.model), collate([graphs[i] for i in train_idx]), y[train_idx], epochs, trainable, lr,
-             seed, on_epoch=record)
-    if recalibrate:
-        scores = {e: srcc(outputs[e][0], labels) for e in checkpoints}
-        chosen = max(checkpoints, key=lambda e: (round(scores[e], 3), e))
-    else:
-        chosen, scores = epochs, {}
+    model, chosen, scores, outputs = finetune_model(base.model, lambda idx: collate([graphs[i] for i in idx]), y, epochs,
+                                                    trainable, lr, seed, cross_validated=recalibrate, progress=progress)
     batch = collate(graphs)
-    model = _fit(copy.deepcopy(base.model), batch, y, chosen, trainable, lr, seed, progress)
-    _match_scale(model, batch, y)
     with torch.no_grad():
         family = model.embed(batch).numpy()
     centers = np.concatenate([np.asarray(base.ood["centers"]), family])
@@ -140,5 +162,5 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
                 "finetune_labels": len(graphs), "finetune_epochs": chosen, "finetune_cv_srcc": scores,
                 "finetune_trainable": trainable, "finetune_lr": lr,
                 "finetune_seed": seed, "label": "the fine-tuning family's labels"}
-    calibration = calibrate(outputs[chosen][2], outputs[chosen][1]) if recalibrate else dict(base.calibration)
+    calibration = calibrate(outputs[chosen]["spread"], outputs[chosen]["residual"]) if recalibrate else dict(base.calibration)
     return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model)
