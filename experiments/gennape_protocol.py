@@ -89,23 +89,21 @@ def blended_few_shot(zero_shot: np.ndarray, embedding: np.ndarray, y: np.ndarray
 
 
 def flops_predictor():
-    """Accuracy as a non-decreasing function of log10 FLOPs (isotonic regression) on the NB-101
-    training split of :data:`SOURCE_CONFIG`, and that data module (its test split measures the cost
-    in domain). Outside NB-101's FLOPs range it holds its end values."""
+    """:class:`predictors.size_prior.SizePrior` (accuracy non-decreasing in log FLOPs) fitted on the
+    NB-101 training split of :data:`SOURCE_CONFIG`, and that data module (its test split measures the
+    cost in domain)."""
     import yaml
-    from sklearn.isotonic import IsotonicRegression
 
-    from bench_data.datamodule import BenchDataModule
+    from predictors.size_prior import SizePrior, training_split
 
-    data = BenchDataModule(**yaml.safe_load(SOURCE_CONFIG.read_text())["data"])
-    data.setup()
-    train = data.train_set
-    return IsotonicRegression(out_of_bounds="clip").fit(np.log10(train.macs.numpy() + 1), train.y.numpy()), data
+    data = training_split(yaml.safe_load(SOURCE_CONFIG.read_text()))
+    return SizePrior.fit(data.train_set.macs.numpy(), data.train_set.y.numpy()), data
 
 
 def ensemble(pred: np.ndarray, macs: np.ndarray, prior, constant: np.ndarray) -> np.ndarray:
-    """The predictor and the FLOPs predictor, averaged on the accuracy scale (chance stays chance)."""
-    return np.where(constant, pred, (pred + prior.predict(np.log10(macs + 1))) / 2)
+    """The predictor and the FLOPs predictor, averaged on the accuracy scale (chance stays chance):
+    what ``Predictor.predict(..., size_prior=True)`` computes."""
+    return np.where(constant, pred, (pred + prior.predict(macs)) / 2)
 
 
 def column(dataset, name: str) -> np.ndarray:
@@ -182,7 +180,7 @@ def main() -> None:
     pred, _ = predict_and_embed(pretrained.model, test)
     true = column(test, "y")
     results["source"] = {"n": len(test), "predictor": all_metrics(pred, true), "flops predictor": all_metrics(
-        prior.predict(np.log10(column(test, "macs") + 1)), true), "ensemble": all_metrics(
+        prior.predict(column(test, "macs")), true), "ensemble": all_metrics(
         ensemble(pred, column(test, "macs"), prior, constant_output_mask(test)), true)}
     print("nb101 held-out test SRCC: " + ", ".join(f"{k} {v['srcc']:.3f}" for k, v in results["source"].items() if k != "n"))
     for key in keys:

@@ -73,8 +73,9 @@ class Predictor:
     """A trained predictor, ready for inference (no torch-geometric import on the default path)."""
 
     def __init__(self, model: PerformancePredictor, calibration: dict, ood: dict, metadata: dict, hparams: dict,
-                 latency=None, latency_model: PerformancePredictor | None = None):
+                 latency=None, latency_model: PerformancePredictor | None = None, size_prior=None):
         self.model = model.eval()
+        self.size_prior = size_prior  # predictors.size_prior.SizePrior, or None
         self.calibration, self.ood, self.metadata, self.hparams = calibration, ood, metadata, hparams
         self.latency = latency  # predictors.latency.LatencyHeads, or None when not trained for latency
         # the model whose embedding the latency heads were trained on: fine-tuning the encoder for
@@ -105,7 +106,13 @@ class Predictor:
             if state["latency"].get("embedding_state_dict") is not None:
                 latency_model = PerformancePredictor(**state["hparams"], lean=True)
                 latency_model.load_state_dict(state["latency"]["embedding_state_dict"], strict=False)
-        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency, latency_model)
+        size_prior = None
+        if state.get("size_prior") is not None:
+            from .size_prior import SizePrior
+
+            size_prior = SizePrior.from_state(state["size_prior"])
+        return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency, latency_model,
+                   size_prior)
 
     def save(self, path: str | Path) -> None:
         state_dict = {k: v for k, v in self.model.state_dict().items()}
@@ -113,6 +120,7 @@ class Predictor:
             "format": CHECKPOINT_FORMAT, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
             "metadata": self.metadata, "latency": self._latency_state(),
+            "size_prior": self.size_prior.to_state() if self.size_prior is not None else None,
         }, path)
 
     def _latency_state(self) -> dict | None:
@@ -170,12 +178,15 @@ class Predictor:
         heads = copy.deepcopy(self.latency).add_device(name, features, latency_ms)
         metadata = dict(self.metadata, latency_devices_added=[*self.metadata.get("latency_devices_added", []),
                                                               f"{name} ({len(graphs)} measured networks)"])
-        return Predictor(self.model, self.calibration, self.ood, metadata, self.hparams, heads, self.latency_model)
+        return Predictor(self.model, self.calibration, self.ood, metadata, self.hparams, heads, self.latency_model,
+                         self.size_prior)
 
     def predict(self, inputs: Iterable[Any], example_input: Any = None, batch_size: int = 512,
-                latency_devices: Sequence[str] = ()) -> list[Prediction]:
+                latency_devices: Sequence[str] = (), size_prior: bool = False) -> list[Prediction]:
         """Predictions for every input, in order; ``latency_devices`` adds predicted latencies (ms)
-        on those devices (names from :attr:`latency_devices`)."""
+        on those devices (names from :attr:`latency_devices`). ``size_prior`` averages the accuracy
+        with the checkpoint's FLOPs prior (:mod:`predictors.size_prior`): better zero-shot rankings
+        of families the checkpoint never saw, worse ones in domain."""
         from graph_encoders.lean import graph_arrays
 
         devices = list(latency_devices)
@@ -183,15 +194,22 @@ class Predictor:
             if device not in self.latency_devices:
                 known = ", ".join(self.latency_devices) or "none: this checkpoint has no latency heads"
                 raise KeyError(f"unknown latency device {device!r}; this checkpoint knows: {known}")
+        if size_prior and self.size_prior is None:
+            raise ValueError("this checkpoint has no size prior (add one with python -m predictors.size_prior)")
         graphs = self.to_graphs(inputs, example_input)
         out = self._forward(graphs, batch_size, devices)
         latency = out["latency"] if devices else np.zeros((len(graphs), 0))
         macs, params = np.array([graph_arrays(g)[3:5] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
+        constant = np.array([g.constant_output for g in graphs], dtype=bool)
+        if size_prior:  # the two-member ensemble on the accuracy scale; the score follows it
+            out["label"] = np.where(constant, out["label"], (out["label"] + self.size_prior.predict(macs)) / 2)
+            with torch.no_grad():
+                out["score"] = self.model.transform(torch.as_tensor(out["label"]), torch.as_tensor(macs)).numpy()
         scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
         z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])
         std = z_std * float(self.model.transform.std) * scale
-        std[[g.constant_output for g in graphs]] = 0.0  # chance level is stated, not predicted
+        std[constant] = 0.0  # chance level is stated, not predicted
         return [
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
                        ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n),

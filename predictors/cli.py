@@ -103,6 +103,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", action="append", default=[], metavar="latency:DEVICE",
                         help="also predict latency on DEVICE (repeatable); accuracy is always predicted")
     parser.add_argument("--list-devices", action="store_true", help="list the latency devices of the checkpoint")
+    parser.add_argument("--size-prior", action="store_true",
+                        help="average the accuracy with the checkpoint's FLOPs prior: for families it never saw")
     parser.add_argument("--json", action="store_true", help="print one JSON list, one object per input, in order")
     parser.add_argument("--batch-size", type=int, default=256)
     return parser
@@ -134,6 +136,10 @@ def predict(argv: list[str]) -> int:
             print(f"error: --target {target}: expected latency:DEVICE with DEVICE one of: {known}", file=sys.stderr)
             return 2
         devices.append(device)
+    if args.size_prior and predictor.size_prior is None:
+        print(f"error: --size-prior: {args.checkpoint} has no size prior (python -m predictors.size_prior adds one)",
+              file=sys.stderr)
+        return 2
     graphs, errors = {}, {}
     paths = enumerate(args.models)
     if len(args.models) > 20:  # long work shows progress (on stderr: stdout stays machine-readable)
@@ -146,7 +152,7 @@ def predict(argv: list[str]) -> int:
         except ModelLoadError as err:
             errors[i] = err
     predictions = dict(zip(graphs, predictor.predict(list(graphs.values()), batch_size=args.batch_size,
-                                                     latency_devices=devices)))
+                                                     latency_devices=devices, size_prior=args.size_prior)))
     if args.json:
         rows = [
             predictions[i].to_dict() | {"path": str(path)} if i in predictions

@@ -163,4 +163,4 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
                 "finetune_trainable": trainable, "finetune_lr": lr,
                 "finetune_seed": seed, "label": "the fine-tuning family's labels"}
     calibration = calibrate(outputs[chosen]["spread"], outputs[chosen]["residual"]) if recalibrate else dict(base.calibration)
-    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model)
+    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, base.size_prior)

@@ -1,0 +1,82 @@
+"""The FLOPs prior for families a checkpoint never saw: the NB-101 checkpoint on real NB-201 networks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+
+from bench_data import registry
+from bench_data.paths import MissingBenchmarkFile
+from graph_encoders import onnx_to_cg
+from predictors.api import Predictor
+from predictors.metrics import srcc
+from predictors.size_prior import SizePrior, main
+
+from .test_cli_convert import run_predict
+from .test_predictor_api import _random_predictor
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    try:
+        records = registry.load_records("nb201", target="cifar10")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    space = registry.get_space("nb201")
+    chosen = [records[i] for i in np.random.default_rng(1).choice(len(records), 300, replace=False)]
+    return [space.to_onnx(r.arch) for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
+
+
+def test_the_prior_is_a_non_decreasing_fit_that_travels_in_the_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    macs = 10 ** rng.uniform(6, 9, 400)
+    accuracy = 60 + 3 * np.log10(macs) + rng.normal(0, 2, 400)
+    prior = SizePrior.fit(macs, accuracy)
+    grid = np.logspace(5, 10, 50)  # beyond the fitted range too: held at the end values
+    assert np.all(np.diff(prior.predict(grid)) >= 0) and prior.predict([1e5]) == prior.predict([1e6 * 0.999])
+    assert srcc(prior.predict(macs), macs) > 0.95  # recovers the trend under the noise
+    predictor = _random_predictor()
+    predictor.size_prior = prior
+    predictor.save(tmp_path / "with_prior.ckpt")
+    loaded = Predictor.from_pretrained(tmp_path / "with_prior.ckpt").size_prior
+    assert np.array_equal(loaded.predict(grid), prior.predict(grid))
+
+
+def test_size_prior_lifts_the_zero_shot_ranking_of_a_new_family(nb201, tmp_path):
+    models, y = nb201
+    graphs = [onnx_to_cg(m) for m in models]
+    predictor = Predictor.from_pretrained("nb101")
+    plain, ensemble = predictor.predict(graphs), predictor.predict(graphs, size_prior=True)
+    a, b = (np.array([p.accuracy for p in rows]) for rows in (plain, ensemble))
+    constant = np.array([g.constant_output for g in graphs])
+    prior = predictor.size_prior.predict([g.macs for g in graphs])
+    assert np.allclose(b, np.where(constant, a, (a + prior) / 2), atol=1e-4)  # chance stays chance
+    assert srcc([p.score for p in ensemble], y) == pytest.approx(srcc(b, y))  # the score ranks as the accuracy
+    assert srcc(b, y) > srcc(a, y) + 0.02, (srcc(a, y), srcc(b, y))  # NB-201 is new to the NB-101 checkpoint
+    paths = []
+    for i, model in enumerate(models[:3]):
+        paths.append(tmp_path / f"net{i}.onnx")
+        onnx.save(model, paths[-1])
+    rows = json.loads(run_predict(*paths, "--checkpoint", "nb101", "--size-prior", "--json").stdout)
+    assert [r["accuracy"] for r in rows] == pytest.approx(b[:3], abs=1e-3)
+    no_prior = tmp_path / "random.ckpt"
+    _random_predictor().save(no_prior)
+    result = run_predict(paths[0], "--checkpoint", no_prior, "--size-prior")
+    assert result.returncode == 2 and "no size prior" in result.stderr
+
+
+def test_the_command_fits_the_prior_on_the_recipe_training_split(tmp_path):
+    config = {"data": {"keys": ["nb201/cifar10"], "limit": 300, "split": [0.8, 0.1, 0.1], "seed": 0, "workers": 0}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(config))
+    _random_predictor().save(tmp_path / "base.ckpt")
+    try:
+        main(["--checkpoint", str(tmp_path / "base.ckpt"), "--config", str(tmp_path / "recipe.yaml"),
+              "--out", str(tmp_path / "out.ckpt")])
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    predictor = Predictor.from_pretrained(tmp_path / "out.ckpt")
+    assert "240 networks" in predictor.metadata["size_prior"]["data"]  # the 80 % training split of 300
+    assert np.all(np.diff(predictor.size_prior.accuracy) >= 0) and predictor.size_prior.accuracy.max() < 95
