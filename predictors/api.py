@@ -16,12 +16,13 @@ import torch
 
 from graph_encoders.cg import ComputationGraph
 from graph_encoders.features import FEATURE_VERSION
-from graph_encoders.vocabulary import VOCABULARY_VERSION
+from graph_encoders.vocabulary import CATEGORY_INDEX, VOCABULARY_VERSION
 
 from .model import PerformancePredictor
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 CHECKPOINT_FORMAT = 1
+OUTPUT_CATEGORY = CATEGORY_INDEX["output"]
 
 
 @dataclass
@@ -199,8 +200,9 @@ class Predictor:
         graphs = self.to_graphs(inputs, example_input)
         out = self._forward(graphs, batch_size, devices)
         latency = out["latency"] if devices else np.zeros((len(graphs), 0))
-        macs, params = np.array([graph_arrays(g)[3:5] for g in graphs], dtype=float).reshape(-1, 2).T  # cached sums
-        constant = np.array([g.constant_output for g in graphs], dtype=bool)
+        arrays = [graph_arrays(g) for g in graphs]  # cached per CG: search loops score the same graphs again
+        macs, params = np.array([a[3:5] for a in arrays], dtype=float).reshape(-1, 2).T
+        constant = np.array([not (op[edges[:, 1]] == OUTPUT_CATEGORY).any() for _, op, edges, *_ in arrays], dtype=bool)
         if size_prior:  # the two-member ensemble on the accuracy scale; the score follows it
             out["label"] = np.where(constant, out["label"], (out["label"] + self.size_prior.predict(macs)) / 2)
             with torch.no_grad():
@@ -214,9 +216,9 @@ class Predictor:
             Prediction(path=g.source, score=float(s), accuracy=float(a), std=float(sd), ood=bool(d > self.ood["threshold"]),
                        ood_distance=float(d / self.ood["threshold"]), flops=int(f), params=int(n),
                        latency_ms={device: float(ms) for device, ms in zip(devices, row)},
-                       unknown_ops=sorted(set(g.unknown_ops)), folded_nodes=g.folded_nodes,
-                       constant_output=g.constant_output)
-            for g, s, a, sd, d, f, n, row in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params, latency)
+                       unknown_ops=sorted(set(g.unknown_ops)), folded_nodes=g.folded_nodes, constant_output=bool(c))
+            for g, s, a, sd, d, f, n, row, c in zip(graphs, out["score"], out["label"], std, out["distance"], macs, params,
+                                                    latency, constant)
         ]
 
     def embed(self, inputs: Iterable[Any], example_input: Any = None) -> np.ndarray:
