@@ -27,7 +27,7 @@ def input_independent(batch) -> tuple[torch.Tensor, torch.Tensor]:
     training changes that, so the predictor states it instead of guessing (an NB-101-trained GNN
     put NB-201's 341 such networks at 88 %). Outputs that are not class scores get 0.
     """
-    src, dst = batch.edge_index
+    dst = batch.edge_index[1]
     is_output = batch.op == _OUTPUT
     reached = torch.zeros(batch.num_graphs, dtype=torch.bool)
     reached[batch.batch[dst[is_output[dst]]]] = True
