@@ -87,6 +87,32 @@ def test_heads_transfer_to_unseen_hardware_better_than_flops(help_nb201):
     assert ours > 0.8 and ours > flops_srcc + 0.1, (ours, flops_srcc)
 
 
+def test_new_device_like_known_ones_within_ten_percent(help_nb201):
+    """titanx is unseen, but the 1080ti, 2080ti and titan_rtx GPUs rank NB-201 alike: from 10 measured
+    networks, add_device maps their read-outs onto it and puts most predictions within +-10 %, where
+    a ridge on the trunk alone (the read-out before) and FLOPs-linear do clearly worse."""
+    from sklearn.linear_model import RidgeCV
+
+    from predictors.latency import within
+
+    graphs, _, devices, latency, inputs, _ = help_nb201
+    seen = [j for j, d in enumerate(devices) if not d.startswith("titanx_")]
+    heads = fit_latency_heads(inputs, torch.tensor(np.log(latency[:, seen]), dtype=torch.float32),
+                              [devices[j] for j in seen], epochs=200)
+    titanx = latency[:, devices.index("titanx_256")]  # batch 256: the 1080ti / 2080ti / titan_rtx at 256 are known
+    train = np.random.default_rng(0).choice(len(graphs), 10, replace=False)
+    test = np.setdiff1d(np.arange(len(graphs)), train)
+    with torch.no_grad():
+        z = heads.latent(inputs).double().numpy()
+        ours = heads.add_device("titanx_256", inputs[train], titanx[train]).predict_ms(inputs[test], ["titanx_256"])[:, 0]
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 25)).fit(z[train], np.log(titanx[train]))
+    macs = np.array([executed_macs(g) for g in graphs])
+    slope, intercept = np.polyfit(macs[train], titanx[train], 1)
+    shares = {"ours": within(ours.numpy(), titanx[test]), "ridge": within(np.exp(ridge.predict(z[test])), titanx[test]),
+              "flops": within(slope * macs[test] + intercept, titanx[test])}
+    assert shares["ours"] >= 0.9 and shares["ours"] > shares["ridge"] + 0.03 and shares["ours"] > shares["flops"] + 0.3, shares
+
+
 def test_latency_through_api_checkpoint_and_cli(help_nb201, tmp_path):
     graphs, records, devices, latency, inputs, predictor = help_nb201
     heads = fit_latency_heads(inputs, torch.tensor(np.log(latency), dtype=torch.float32), devices, epochs=100)
