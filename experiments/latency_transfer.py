@@ -12,7 +12,8 @@ and scored on all other networks of that space:
   that runs, folded nodes included);
 - inputs ridge: ridge regression of log latency on the raw inputs (CG embedding + cost profile);
 - latency heads: the trunk trained on the other hardware and ``LatencyHeads.add_device``, what
-  users get: a ridge read-out of the trunk's ``z``;
+  users get: a ridge read-out of the trunk's ``z`` averaged with the known devices' read-outs
+  mapped onto the new one;
 - heads, blended read-out: the same trunk, and :func:`predictors.few_shot.few_shot` with every
   known device's prediction as a zero-shot column and ``z`` as embedding (studied, not shipped).
 SRCC and the share of predictions within +-10 % of the measured latency. Writes

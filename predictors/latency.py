@@ -4,8 +4,9 @@ Latency is mostly a sum over the kernels a network launches, so beside the (accu
 embedding the heads read a *cost profile*: per operator category, the number of nodes, their MACs
 and their output elements (launch count, arithmetic, memory traffic). A shared trunk maps these to
 a latency representation ``z``; each device is a linear read-out of ``z`` predicting standardised
-log latency. A new device needs only its read-out: a ridge regression of 10-20 measured networks'
-log latencies on ``z`` (:meth:`LatencyHeads.add_device`), the HELP setting without meta-learning.
+log latency. A new device needs only its read-out, from 10-20 measured networks
+(:meth:`LatencyHeads.add_device`, the HELP setting without meta-learning): the mean of a ridge
+regression of their log latencies on ``z`` and of the known devices' read-outs mapped onto them.
 """
 from __future__ import annotations
 
