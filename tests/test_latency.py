@@ -215,3 +215,31 @@ def test_inputs_far_outside_the_measured_networks_stay_in_the_measured_range(hel
         extreme = heads.predict_ms(torch.cat([inputs[:5] * 50, inputs[:5] * -50])).numpy()
     low, high = np.quantile(latency, 0.01, axis=0), np.quantile(latency, 0.99, axis=0)
     assert np.all(extreme >= low / 2 * 0.999) and np.all(extreme <= high * 2 * 1.001)
+
+
+def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise():
+    """experiments/latency_noise.py: every NB-201 cell with k `none` edges has k twins (one `none` made
+    `skip_connect`), each differing in exactly that edge; on pixel3 the twins' latencies scatter far
+    more than on a GPU at batch 256, which is what caps +-10 % there."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("latency_noise", Path(__file__).parents[1] / "experiments" / "latency_noise.py")
+    noise = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(noise)
+    try:
+        records = registry.load_records("nb201")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    archs = [r.arch for r in records]
+    pairs = noise.twin_pairs(archs)
+    assert len(pairs) == sum(a.count("none") for a in archs)
+    for i, j in pairs[::997]:
+        edges_i, edges_j = archs[i].split("|"), archs[j].split("|")
+        differing = [(a, b) for a, b in zip(edges_i, edges_j) if a != b]
+        assert len(differing) == 1 and differing[0][0].startswith("none~") and differing[0][1].startswith("skip_connect~")
+    ceilings = {}
+    for device in ("pixel3", "titanx_256"):
+        latency = np.array([r.targets[f"latency:{device}"] for r in records])
+        ceilings[device] = noise.ceiling(np.log(latency[pairs[:, 0]] / latency[pairs[:, 1]]))[1]
+    assert ceilings["pixel3"] < 0.9 < ceilings["titanx_256"], ceilings
