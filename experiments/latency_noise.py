@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -43,11 +44,13 @@ def twin_pairs(archs: list[str]) -> np.ndarray:
 
 def ceiling(log_ratio: np.ndarray, tolerance: float = 0.10) -> tuple[float, float]:
     """(noise sigma of one measurement in log units, share of one measurement within +-tolerance of the truth)."""
-    sigma = 1.4826 * np.median(np.abs(log_ratio - np.median(log_ratio))) / math.sqrt(2)
+    from scipy.stats import median_abs_deviation
+
+    sigma = float(median_abs_deviation(log_ratio, scale="normal")) / math.sqrt(2)
     if sigma == 0:
         return 0.0, 1.0
-    bound = lambda x: 0.5 * (1 + math.erf(x / (sigma * math.sqrt(2))))  # normal CDF of log noise
-    return float(sigma), float(bound(math.log(1 + tolerance)) - bound(math.log(1 - tolerance)))
+    noise = NormalDist(0.0, sigma)  # of one measurement's log
+    return sigma, noise.cdf(math.log(1 + tolerance)) - noise.cdf(math.log(1 - tolerance))
 
 
 def main() -> None:

@@ -16,13 +16,12 @@ import torch
 
 from graph_encoders.cg import ComputationGraph
 from graph_encoders.features import FEATURE_VERSION
-from graph_encoders.vocabulary import CATEGORY_INDEX, VOCABULARY_VERSION
+from graph_encoders.vocabulary import VOCABULARY_VERSION
 
-from .model import PerformancePredictor
+from .model import PerformancePredictor, input_independent
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 CHECKPOINT_FORMAT = 1
-OUTPUT_CATEGORY = CATEGORY_INDEX["output"]
 
 
 @dataclass
@@ -143,7 +142,7 @@ class Predictor:
     def _forward(self, graphs: Sequence[ComputationGraph], batch_size: int = 512, devices: Sequence[str] = ()):
         from graph_encoders.lean import collate, node_budget_batches
 
-        outs = {"score": [], "label": [], "spread": [], "distance": [], "latency": []}
+        outs = {"score": [], "label": [], "spread": [], "distance": [], "latency": [], "constant": []}
         for chunk in node_budget_batches(graphs, batch_size):
             batch = collate(chunk)
             h = self.model.embed(batch)
@@ -156,6 +155,7 @@ class Predictor:
             outs["score"].append(score)
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
             outs["spread"].append(spread)
+            outs["constant"].append(input_independent(batch)[0])
             outs["distance"].append(torch.cdist(h, torch.as_tensor(self.ood["centers"], dtype=h.dtype)).min(1).values)
         return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in outs.items()}
 
@@ -202,7 +202,7 @@ class Predictor:
         latency = out["latency"] if devices else np.zeros((len(graphs), 0))
         arrays = [graph_arrays(g) for g in graphs]  # cached per CG: search loops score the same graphs again
         macs, params = np.array([a[3:5] for a in arrays], dtype=float).reshape(-1, 2).T
-        constant = np.array([not (op[edges[:, 1]] == OUTPUT_CATEGORY).any() for _, op, edges, *_ in arrays], dtype=bool)
+        constant = out["constant"].astype(bool)
         if size_prior:  # the two-member ensemble on the accuracy scale; the score follows it
             out["label"] = np.where(constant, out["label"], (out["label"] + self.size_prior.predict(macs)) / 2)
             with torch.no_grad():
