@@ -6,7 +6,8 @@ and their output elements (launch count, arithmetic, memory traffic). A shared t
 a latency representation ``z``; each device is a linear read-out of ``z`` predicting standardised
 log latency. A new device needs only its read-out, from 10-20 measured networks
 (:meth:`LatencyHeads.add_device`, the HELP setting without meta-learning): the mean of a ridge
-regression of their log latencies on ``z`` and of the known devices' read-outs mapped onto them.
+regression of their log latencies on ``z`` and of the known devices' read-outs mapped onto them,
+weighted by their leave-one-out errors.
 """
 from __future__ import annotations
 
@@ -87,12 +88,13 @@ class LatencyHeads(nn.Module):
     @torch.no_grad()
     def add_device(self, name: str, inputs: torch.Tensor, latency_ms) -> "LatencyHeads":
         """A new device from a few measured networks; the trunk stays as trained. Its read-out is
-        the mean of two linear read-outs of the trunk's ``z``: a ridge regression of the measured
-        log latencies (regularisation chosen by leave-one-out), and :meth:`_similar_devices_readout`,
-        the known devices' read-outs mapped onto the new one (HELP's observation: devices rank
-        networks alike, up to scale). Leave-one-hardware-out from 10 networks (latency_transfer.md)
-        it lifts mean SRCC on NB-201 / FBNet / OFA from 0.943 / 0.793 / 0.893 to 0.955 / 0.816 /
-        0.900; it costs where no known device is alike (eyeriss within +-10 %: 0.57 -> 0.48)."""
+        a weighted mean of two linear read-outs of the trunk's ``z``: a ridge regression of the
+        measured log latencies (regularisation chosen by leave-one-out), and
+        :meth:`_similar_devices_readout`, the known devices' read-outs mapped onto the new one
+        (HELP's observation: devices rank networks alike, up to scale). Each is weighted by the
+        inverse of its leave-one-out error on the measured networks, so a device like no known one
+        (an accelerator among phones and GPUs) leans on its own ridge. Measured leave-one-hardware-out
+        in ``experiments/results/latency_transfer.md``."""
         from sklearn.linear_model import RidgeCV
 
         log_ms = np.log(np.asarray(latency_ms, dtype=float))
@@ -101,11 +103,15 @@ class LatencyHeads(nn.Module):
         z = self.latent(inputs).double().numpy()
         mean, std = float(log_ms.mean()), float(log_ms.std()) or 1.0
         target = (log_ms - mean) / std
-        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25)).fit(z, target)
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25), store_cv_results=True).fit(z, target)
         new_weight, new_bias = ridge.coef_, float(ridge.intercept_)
         similar = self._similar_devices_readout(z, target)
         if similar is not None:
-            new_weight, new_bias = (new_weight + similar[0]) / 2, (new_bias + similar[1]) / 2
+            ridge_error = float(ridge.cv_results_[:, list(ridge.alphas).index(ridge.alpha_)].mean())
+            similar_weight, similar_bias, similar_error = similar
+            share = ridge_error / max(ridge_error + similar_error, 1e-12)  # inverse-error weights
+            new_weight = (1 - share) * new_weight + share * similar_weight
+            new_bias = (1 - share) * new_bias + share * similar_bias
         weight = torch.cat([self.readout.weight, torch.as_tensor(new_weight, dtype=torch.float32)[None]])
         bias = torch.cat([self.readout.bias, torch.tensor([new_bias], dtype=torch.float32)])
         if name in self.devices:  # re-measured: replace the read-out
@@ -127,11 +133,12 @@ class LatencyHeads(nn.Module):
         self.devices.append(name)
         return self
 
-    def _similar_devices_readout(self, z: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """A read-out (weight, bias) on ``z`` for standardised log latencies ``target``: each known
-        device's read-out mapped onto the target by least squares (slope and intercept), averaged
-        with weights exp(-(e - e_min) / e_min) of their leave-one-out mean squared errors e (a
-        device that fits twice as badly as the best counts e^-1 as much). None without devices."""
+    def _similar_devices_readout(self, z: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """A read-out (weight, bias) on ``z`` for standardised log latencies ``target``, and its
+        leave-one-out mean squared error: each known device's read-out mapped onto the target by
+        least squares (slope and intercept), averaged with weights exp(-(e - e_min) / e_min) of
+        their leave-one-out mean squared errors e (a device that fits twice as badly as the best
+        counts e^-1 as much). None without devices."""
         weights, biases = self.readout.weight.double().numpy(), self.readout.bias.double().numpy()
         known = z @ weights.T + biases  # (networks, devices) standardised predictions
         centred = known - known.mean(0)
@@ -144,13 +151,14 @@ class LatencyHeads(nn.Module):
         intercept = target.mean() - slope * known.mean(0)
         residual = target[:, None] - (known * slope + intercept)
         leverage = 1 / len(target) + centred ** 2 / spread  # hat-matrix diagonal of a straight-line fit
-        loo_error = ((residual / np.clip(1 - leverage, 1e-6, None)) ** 2).mean(0)
+        loo_residual = residual / np.clip(1 - leverage, 1e-6, None)
+        loo_error = (loo_residual ** 2).mean(0)
         best = max(loo_error.min(), 1e-12)
         share = np.exp(-(loo_error - best) / best)
         share /= share.sum()
         weight = (share * slope) @ weights[usable]
         bias = float(share @ (slope * biases[usable] + intercept))
-        return weight, bias
+        return weight, bias, float(((loo_residual @ share) ** 2).mean())
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict:
