@@ -20,6 +20,20 @@ def configure_environment() -> None:
     torch.set_num_threads(int(os.environ.get("CGPREDICT_THREADS", "1")))
 
 
+def _loggers_under_root_dir(cli) -> None:
+    """A run has one directory, ``trainer.default_root_dir``: every logger that takes a ``save_dir``
+    writes there (the checkpoints follow the first logger), so overriding it on the command line
+    moves the whole run instead of only its Lightning defaults."""
+    config = cli.config[cli.subcommand] if cli.subcommand else cli.config
+    root, loggers = config.trainer.default_root_dir, config.trainer.logger
+    if not root or not loggers or isinstance(loggers, bool):
+        return
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        init_args = getattr(logger, "init_args", None)
+        if init_args is not None and "save_dir" in init_args:
+            init_args.save_dir = root
+
+
 def main(args: list[str] | None = None) -> None:
     configure_environment()
     from lightning.pytorch.cli import LightningCLI
@@ -27,8 +41,12 @@ def main(args: list[str] | None = None) -> None:
     from bench_data.datamodule import BenchDataModule
     from predictors.lightning_module import PredictorModule
 
-    LightningCLI(PredictorModule, BenchDataModule, seed_everything_default=0, args=args,
-                 save_config_kwargs={"overwrite": True})
+    class ExperimentCLI(LightningCLI):
+        def before_instantiate_classes(self) -> None:
+            _loggers_under_root_dir(self)
+
+    ExperimentCLI(PredictorModule, BenchDataModule, seed_everything_default=0, args=args,
+                  save_config_kwargs={"overwrite": True})
 
 
 if __name__ == "__main__":
