@@ -1,0 +1,139 @@
+"""Does NAS-Bench-101 teach how wiring affects accuracy the way NAS-Bench-201 needs it?
+
+    python experiments/wiring_effect.py [--checkpoints nb101 RUN.ckpt ...]
+
+Cells with the same operator counts (how many 3x3 convolutions, 1x1 convolutions, pools, ...)
+differ only in how the operators are wired. Within each such group this script measures how
+accuracy follows the cell's *convolution depth* (the most convolutions on one path from the
+cell's input to its output): the SRCC inside every group, averaged with the groups' sizes as
+weights. It does so for the labels of both benchmarks and for a predictor's zero-shot
+NB-201 predictions, and reports how well the predictor ranks inside the groups and how well its
+group means rank the groups. Writes experiments/results/wiring_effect.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "experiments" / "results" / "wiring_effect.md"
+COMMAND = "python experiments/wiring_effect.py"
+MIN_GROUP = 5  # smaller groups say little about a ranking
+
+
+def conv_depth(edges: list[tuple[int, int, int]], nodes: int) -> int:
+    """Most convolutions on one path from node 0 to node ``nodes - 1`` (-1: no path); ``edges`` are
+    (source, target, convolutions passed on the edge), sorted by target."""
+    best = [0] + [-1] * (nodes - 1)
+    for src, dst, convs in edges:
+        if best[src] >= 0:
+            best[dst] = max(best[dst], best[src] + convs)
+    return best[-1]
+
+
+def nb101_cells(min_accuracy: float = 80.0):
+    """(operator counts, convolution depth, validation accuracy) of the NB-101 cells at or above
+    ``min_accuracy`` (the networks GENNAPE's pretraining keeps)."""
+    from bench_data.spaces.nb101 import load_records
+
+    for record in load_records():
+        accuracy = record.targets["val_acc_108"]
+        if accuracy < min_accuracy:
+            continue
+        matrix, ops = record.arch
+        edges = [(i, j, int("conv" in ops[j])) for j in range(len(ops)) for i in range(j) if matrix[i][j]]
+        yield tuple(sorted(Counter(ops).items())), conv_depth(edges, len(ops)), accuracy
+
+
+def nb201_cell(arch: str) -> tuple[tuple, int]:
+    """(operator counts, convolution depth) of an NB-201 cell string; ``none`` edges carry nothing."""
+    from bench_data.spaces.nb201 import parse_arch
+
+    inputs = [(src, dst, op) for dst, node in enumerate(parse_arch(arch), start=1) for op, src in node]
+    edges = [(src, dst, int("conv" in op)) for src, dst, op in inputs if op != "none"]
+    return tuple(sorted(Counter(op for *_, op in inputs).items())), conv_depth(edges, 4)
+
+
+def within_groups(groups, x: np.ndarray, y: np.ndarray) -> float:
+    """Size-weighted mean SRCC of x and y inside each group (groups where either is constant skipped)."""
+    from scipy.stats import spearmanr
+
+    members = defaultdict(list)
+    for i, group in enumerate(groups):
+        members[group].append(i)
+    values, weights = [], []
+    for idx in members.values():
+        if len(idx) >= MIN_GROUP and np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:
+            values.append(spearmanr(x[idx], y[idx])[0])
+            weights.append(len(idx))
+    return float(np.average(values, weights=weights))
+
+
+def group_means(groups, x: np.ndarray) -> np.ndarray:
+    """Each element replaced by its group's mean."""
+    members = defaultdict(list)
+    for i, group in enumerate(groups):
+        members[group].append(i)
+    means = np.empty(len(x))
+    for idx in members.values():
+        means[idx] = x[idx].mean()
+    return means
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="*", default=["nb101"],
+                        help="shipped names, exported files or Lightning checkpoints pretrained on NB-101")
+    args = parser.parse_args()
+    import torch
+    from scipy.stats import spearmanr
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from gennape_protocol import column, lean_model, load_family, predict
+    from predictors.lightning_module import from_pretrained_module
+
+    torch.set_num_threads(1)
+    groups101, depth101, y101 = map(list, zip(*nb101_cells()))
+    lines = [f"# How accuracy follows a cell's wiring: NB-101 vs NB-201", "", f"Command: `{COMMAND} --checkpoints "
+             f"{' '.join(args.checkpoints)}`  ", __doc__.split("\n\n")[2].replace("\n", " "), "",
+             "| benchmark | cells | groups of equal operator counts | SRCC(accuracy, conv depth) inside groups | over all cells |",
+             "|---|---|---|---|---|"]
+    depth101, y101 = np.array(depth101), np.array(y101)
+    lines.append(f"| NB-101 (>= 80 %) | {len(y101)} | {len(set(groups101))} | {within_groups(groups101, depth101, y101):.3f} "
+                 f"| {spearmanr(depth101, y101)[0]:.3f} |")
+    families = {}
+    for key, name in (("nb201_no_none/cifar10", "NB-201, 4,096 without `none`"), ("nb201/cifar10", "NB-201, all")):
+        dataset = load_family(key)
+        cells = [nb201_cell(dataset.records[int(d.index)].arch) for d in dataset]
+        keep = np.array([depth >= 0 for _, depth in cells])  # cells whose output ignores the input: no path
+        groups = [g for (g, _), k in zip(cells, keep) if k]
+        depth = np.array([d for _, d in cells])[keep]
+        y = column(dataset, "y")[keep]
+        families[name] = (dataset, keep, groups, depth, y)
+        lines.append(f"| {name} (input-dependent) | {len(y)} | {len(set(groups))} | {within_groups(groups, depth, y):.3f} "
+                     f"| {spearmanr(depth, y)[0]:.3f} |")
+    lines += ["", "Zero-shot NB-201 predictions of predictors pretrained on NB-101 (input-dependent cells):", "",
+              "| predictor | cells | SRCC | SRCC inside groups | SRCC(prediction, conv depth) inside groups "
+              "| SRCC of group means | SRCC if each prediction were its group's mean |", "|---|---|---|---|---|---|---|"]
+    for checkpoint in args.checkpoints:
+        hparams = dict(from_pretrained_module(checkpoint).hparams)
+        model = lean_model(checkpoint, hparams).eval()
+        label = f"{hparams['layers']} layers ({Path(checkpoint).name})"
+        for name, (dataset, keep, groups, depth, y) in families.items():
+            pred = predict(model, dataset)[keep]
+            lines.append(f"| {label}, {name} | {len(y)} | {spearmanr(pred, y)[0]:.3f} | {within_groups(groups, pred, y):.3f} "
+                         f"| {within_groups(groups, pred, depth):.3f} "
+                         f"| {spearmanr(group_means(groups, pred), group_means(groups, y))[0]:.3f} "
+                         f"| {spearmanr(group_means(groups, pred), y)[0]:.3f} |")
+            print(lines[-1], flush=True)
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
