@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--keys", nargs="+", default=None, help=f"zero-shot targets (default: {' '.join(ZERO_SHOT_KEYS)})")
     parser.add_argument("--out", default="gennape_protocol", help="results file stem in experiments/results")
     args = parser.parse_args()
+    plots = "" if args.out == "gennape_protocol" else f"{args.out}_"  # a variant's plots do not overwrite the recipe's
     torch.set_num_threads(1)
 
     from predictors.baselines import random_forest_baseline
@@ -209,7 +210,7 @@ def main() -> None:
               f"ensemble {results['zero_shot'][key]['ensemble']['srcc']:.3f} "
               f"params {results['zero_shot'][key]['params']['srcc']:.3f} flops {results['zero_shot'][key]['flops']['srcc']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
-        _scatter(pred, true, key, RESULTS / f"zero_shot_{key.replace('/', '_')}.png")
+        _scatter(pred, true, key, RESULTS / f"{plots}zero_shot_{key.replace('/', '_')}.png")
 
     epochs = 10 if args.quick else args.epochs
     finetune_epochs = 10 if args.quick else args.finetune_epochs
@@ -267,7 +268,7 @@ def main() -> None:
             results["in_space"][size] = row
             print(f"nb201 in-space {size} labels: Kendall pretrained {row['pretrained']['kendall']:.3f}, "
                   f"blended {row['blended']['kendall']:.3f}, scratch {row['scratch']['kendall']:.3f}", flush=True)
-        _shots_plot(results, RESULTS / "in_space_nb201.png")
+        _shots_plot(results, RESULTS / f"{plots}in_space_nb201.png")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1))
