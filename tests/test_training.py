@@ -76,6 +76,7 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
         pytest.skip(str(err))
     config = Path(__file__).resolve().parents[1] / "experiments" / "gennape_nb101.yaml"
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setattr("sys.argv", ["predict-train"])  # pytest's own arguments are not the CLI's
     main(["fit", "--config", str(config), "--data.keys", "[nb201/cifar10]", "--data.limit", "120",
           "--data.workers", "0", "--data.batch_size", "32", "--data.min_label", "null",
           "--model.width", "16", "--model.layers", "2", "--model.cluster_epoch", "1",
