@@ -28,7 +28,8 @@ MIN_GROUP = 5  # smaller groups say little about a ranking
 
 def conv_depth(edges: list[tuple[int, int, int]], nodes: int) -> int:
     """Most convolutions on one path from node 0 to node ``nodes - 1`` (-1: no path); ``edges`` are
-    (source, target, convolutions passed on the edge), sorted by target."""
+    (source, target, convolutions passed on the edge) with source < target, sorted by target."""
+    assert all(src < dst for src, dst, _ in edges) and [dst for _, dst, _ in edges] == sorted(dst for _, dst, _ in edges)
     best = [0] + [-1] * (nodes - 1)
     for src, dst, convs in edges:
         if best[src] >= 0:
@@ -71,7 +72,7 @@ def within_groups(groups, x: np.ndarray, y: np.ndarray) -> float:
         if len(idx) >= MIN_GROUP and np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:
             values.append(spearmanr(x[idx], y[idx])[0])
             weights.append(len(idx))
-    return float(np.average(values, weights=weights))
+    return float(np.average(values, weights=weights)) if values else float("nan")
 
 
 def group_means(groups, x: np.ndarray) -> np.ndarray:
@@ -119,7 +120,7 @@ def main() -> None:
                      f"| {spearmanr(depth, y)[0]:.3f} |")
     lines += ["", "Zero-shot NB-201 predictions of predictors pretrained on NB-101 (input-dependent cells):", "",
               "| predictor | cells | SRCC | SRCC inside groups | SRCC(prediction, conv depth) inside groups "
-              "| SRCC of group means | SRCC if each prediction were its group's mean |", "|---|---|---|---|---|---|---|"]
+              "| SRCC of group means (over cells) | SRCC if each prediction were its group's mean |", "|---|---|---|---|---|---|---|"]
     for checkpoint in args.checkpoints:
         hparams = dict(from_pretrained_module(checkpoint).hparams)
         model = lean_model(checkpoint, hparams).eval()

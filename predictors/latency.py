@@ -7,7 +7,7 @@ a latency representation ``z``; each device is a linear read-out of ``z`` predic
 log latency. A new device needs only its read-out, from 10-20 measured networks
 (:meth:`LatencyHeads.add_device`, the HELP setting without meta-learning): the mean of a ridge
 regression of their log latencies on ``z`` and of the known devices' read-outs mapped onto them,
-weighted by their leave-one-out errors.
+weighted by the inverses of their leave-one-out errors.
 """
 from __future__ import annotations
 
@@ -103,11 +103,11 @@ class LatencyHeads(nn.Module):
         z = self.latent(inputs).double().numpy()
         mean, std = float(log_ms.mean()), float(log_ms.std()) or 1.0
         target = (log_ms - mean) / std
-        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25), store_cv_results=True).fit(z, target)
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 25)).fit(z, target)
         new_weight, new_bias = ridge.coef_, float(ridge.intercept_)
         similar = self._similar_devices_readout(z, target)
         if similar is not None:
-            ridge_error = float(ridge.cv_results_[:, list(ridge.alphas).index(ridge.alpha_)].mean())
+            ridge_error = -float(ridge.best_score_)  # leave-one-out mean squared error at the chosen alpha
             similar_weight, similar_bias, similar_error = similar
             share = ridge_error / max(ridge_error + similar_error, 1e-12)  # inverse-error weights
             new_weight = (1 - share) * new_weight + share * similar_weight
@@ -138,7 +138,8 @@ class LatencyHeads(nn.Module):
         leave-one-out mean squared error: each known device's read-out mapped onto the target by
         least squares (slope and intercept), averaged with weights exp(-(e - e_min) / e_min) of
         their leave-one-out mean squared errors e (a device that fits twice as badly as the best
-        counts e^-1 as much). None without devices."""
+        counts e^-1 as much). None without devices. The error is somewhat optimistic: the shares
+        are chosen on the same leave-one-out errors (a soft best of the known devices)."""
         weights, biases = self.readout.weight.double().numpy(), self.readout.bias.double().numpy()
         known = z @ weights.T + biases  # (networks, devices) standardised predictions
         centred = known - known.mean(0)

@@ -23,12 +23,13 @@ def configure_environment() -> None:
 def _loggers_under_root_dir(cli) -> None:
     """A run has one directory, ``trainer.default_root_dir``: every logger that takes a ``save_dir``
     writes there (the checkpoints follow the first logger), so overriding it on the command line
-    moves the whole run instead of only its Lightning defaults."""
+    moves the whole run instead of only its Lightning defaults (a logger's own ``save_dir`` is
+    overridden too: the root is the one place to set it)."""
     config = cli.config[cli.subcommand] if cli.subcommand else cli.config
     root, loggers = config.trainer.default_root_dir, config.trainer.logger
     if not root or not loggers or isinstance(loggers, bool):
         return
-    for logger in loggers if isinstance(loggers, list) else [loggers]:
+    for logger in loggers if isinstance(loggers, (list, tuple)) else [loggers]:
         init_args = getattr(logger, "init_args", None)
         if init_args is not None and "save_dir" in init_args:
             init_args.save_dir = root

@@ -116,7 +116,7 @@ def test_new_device_like_known_ones_within_ten_percent(help_nb201):
 def test_new_device_like_no_known_one_leans_on_its_own_ridge(help_nb201):
     """eyeriss (an accelerator) ranks NB-201 unlike every phone, CPU and GPU: the known devices'
     mapped read-out fits its 20 measured networks badly, so add_device weights its own ridge up.
-    An equal mean of the two read-outs (session 5's rule) loses a fifth of the +-10 % hits."""
+    An equal-weight mean of the two read-outs puts clearly fewer predictions within +-10 %."""
     from sklearn.linear_model import RidgeCV
 
     from predictors.latency import within

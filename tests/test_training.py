@@ -84,6 +84,8 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
           "--trainer.default_root_dir", str(tmp_path)])
     checkpoints = list(tmp_path.rglob("best-*.ckpt"))
     assert len(checkpoints) == 1 and (tmp_path / "csv").is_dir()
-    assert list(tmp_path.rglob("metrics.csv")) and list(tmp_path.rglob("config.yaml"))
+    assert list(tmp_path.rglob("metrics.csv"))
+    saved = next(tmp_path.rglob("config.yaml")).read_text()  # the run's record names where it went
+    assert saved.count(f"save_dir: {tmp_path}") == 2 and "experiments/runs" not in saved
     module = PredictorModule.load_from_checkpoint(checkpoints[0])
     assert module.hparams.width == 16 and module.hparams.layers == 2
