@@ -47,3 +47,19 @@ def zoo_export():
         return cache[name, mode]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def experiment_script():
+    """``experiment_script("latency_noise")``: a script of ``experiments/`` as a module (they are
+    commands, not a package), to test the functions their results rest on."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -250,16 +250,11 @@ def test_inputs_far_outside_the_measured_networks_stay_in_the_measured_range(hel
     assert np.all(extreme >= low / 2 * 0.999) and np.all(extreme <= high * 2 * 1.001)
 
 
-def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise():
+def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise(experiment_script):
     """experiments/latency_noise.py: every NB-201 cell with k `none` edges has k twins (one `none` made
     `skip_connect`), each differing in exactly that edge; on pixel3 the twins' latencies scatter far
     more than on a GPU at batch 256, which is what caps +-10 % there."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("latency_noise", Path(__file__).parents[1] / "experiments" / "latency_noise.py")
-    noise = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(noise)
+    noise = experiment_script("latency_noise")
     try:
         records = registry.load_records("nb201")
     except MissingBenchmarkFile as err:

@@ -1,22 +1,12 @@
 """experiments/wiring_effect.py: how accuracy follows a cell's wiring in NB-101 and in NB-201."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import networkx as nx
 import numpy as np
 import pytest
 
 from bench_data import registry
 from bench_data.paths import MissingBenchmarkFile
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("wiring_effect", Path(__file__).parents[1] / "experiments" / "wiring_effect.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _longest_conv_path(arch: str) -> int:
@@ -35,11 +25,11 @@ def _longest_conv_path(arch: str) -> int:
                for path in nx.all_simple_edge_paths(graph, 0, 3))
 
 
-def test_nb101_and_nb201_disagree_on_how_deep_wiring_pays():
+def test_nb101_and_nb201_disagree_on_how_deep_wiring_pays(experiment_script):
     """Conv depth agrees with networkx on every NB-201 cell; among cells of equal operator counts,
     deeper convolution chains are better on NB-201 but worse on NB-101 (what a predictor pretrained on
     NB-101 alone learns about wiring is backwards on NB-201: results/wiring_effect.md)."""
-    wiring = _script()
+    wiring = experiment_script("wiring_effect")
     try:
         records = registry.load_records("nb201")
         nb101 = list(wiring.nb101_cells())
