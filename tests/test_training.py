@@ -89,3 +89,43 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
     assert saved.count(f"save_dir: {tmp_path}") == 2 and "experiments/runs" not in saved
     module = PredictorModule.load_from_checkpoint(checkpoints[0])
     assert module.hparams.width == 16 and module.hparams.layers == 2
+
+
+def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monkeypatch):
+    """With :class:`EMAUntilClustering`, fuzzy c-means runs on the averaged encoder (not the last
+    step's weights), and the trained model is exactly what the heads were fitted to: the encoder
+    frozen at clustering and the centroids c-means produced, not an average across the two stages."""
+    from predictors.weight_averaging import EMAUntilClustering
+
+    try:
+        data = BenchDataModule("nb201/cifar10", batch_size=32, limit=200, workers=0, seed=0)
+        data.setup()
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    seen = {}
+    fit_clusters = PredictorModule.fit_clusters
+
+    def recording(module, loader):
+        seen["encoder_before"] = {k: v.clone() for k, v in module.model.encoder.state_dict().items()}
+        fcm = fit_clusters(module, loader)
+        seen["centers"] = module.model.head.centers.detach().clone()
+        return fcm
+
+    class Spy(L.Callback):  # the raw weights at the end of the epoch before clustering
+        def on_train_epoch_end(self, trainer, module):
+            if trainer.current_epoch == 1:
+                seen["raw"] = {k: v.clone() for k, v in module.model.encoder.state_dict().items()}
+
+    monkeypatch.setattr(PredictorModule, "fit_clusters", recording)
+    L.seed_everything(0, verbose=False)
+    module = PredictorModule(width=16, layers=2, n_clusters=2, label_transform="zscore", cluster_epoch=2, lr=1e-2)
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        callbacks=[Spy(), EMAUntilClustering(decay=0.9)])
+    trainer.fit(module, data)
+    final = module.model.encoder.state_dict()
+    weight = next(k for k, v in final.items() if v.is_floating_point() and v.dim() == 2)
+    assert not torch.allclose(seen["encoder_before"][weight], seen["raw"][weight])  # clustered the average
+    for name, value in final.items():
+        assert torch.equal(value, seen["encoder_before"][name]), name
+    assert torch.equal(module.model.head.centers, seen["centers"])
