@@ -1,0 +1,70 @@
+"""How much of zero-shot transfer is the pretraining seed? NB-101-pretrained checkpoints scored
+zero-shot on NB-201 (the 4,096 without ``none`` and all 15,625) and NB-301, one row each, then the
+mean z-scored prediction of each group of checkpoints (a seed ensemble).
+
+    python experiments/seed_variance.py --checkpoints GROUP=CKPT [GROUP=CKPT ...]
+
+GROUP names the recipe (``4 layers``, ``6 layers``, ...); a CKPT is a Lightning checkpoint of
+``predict-train fit --config experiments/gennape_nb101.yaml [overrides]`` or a shipped name. Writes
+experiments/results/seed_variance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+OUT = ROOT / "experiments" / "results" / "seed_variance.md"
+KEYS = {"nb201_no_none/cifar10": "NB-201 4,096", "nb201/cifar10": "NB-201 all", "nb301/cifar10": "NB-301"}
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-12)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", nargs="+", required=True, help="GROUP=CKPT pairs")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from gennape_protocol import column, lean_model, load_family, predict
+
+    from predictors.lightning_module import from_pretrained_module
+    from predictors.metrics import srcc
+
+    families = {key: load_family(key) for key in KEYS}
+    truth = {key: column(dataset, "y") for key, dataset in families.items()}
+    rows, groups = [], defaultdict(list)
+    for pair in args.checkpoints:
+        group, _, checkpoint = pair.partition("=")
+        model = lean_model(checkpoint, dict(from_pretrained_module(checkpoint).hparams)).eval()
+        predictions = {key: predict(model, dataset) for key, dataset in families.items()}
+        groups[group].append(predictions)
+        rows.append((f"{group}: `{Path(checkpoint).name}`", {key: srcc(p, truth[key]) for key, p in predictions.items()}))
+        print(rows[-1][0], {KEYS[k]: round(v, 3) for k, v in rows[-1][1].items()}, flush=True)
+    for group, members in groups.items():
+        if len(members) > 1:
+            scores = {key: [srcc(m[key], truth[key]) for m in members] for key in KEYS}
+            rows.append((f"{group}: mean +- std of {len(members)} seeds", scores))
+            rows.append((f"{group}: seed ensemble (mean z-score)",
+                         {key: srcc(sum(zscore(m[key]) for m in members), truth[key]) for key in KEYS}))
+    lines = ["# Zero-shot transfer across pretraining seeds", "",
+             "Command: `python experiments/seed_variance.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints) + "`  ",
+             "SRCC of zero-shot predictions (no target labels). Every checkpoint is pretrained on NB-101 alone.", "",
+             "| checkpoint | " + " | ".join(KEYS.values()) + " |", "|---|" + "---|" * len(KEYS)]
+    for name, scores in rows:
+        cells = [f"{np.mean(v):.3f} +- {np.std(v):.3f}" if isinstance(v, list) else f"{v:.3f}" for v in scores.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    OUT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
