@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 
-class EMAUntilClustering(WeightAveraging):
+class ClusteringAwareEMA(WeightAveraging):
     """EMA of every parameter and buffer with ``decay`` per optimizer step (0.995: a horizon of about
     200 steps, four epochs of the NB-101 recipe)."""
 

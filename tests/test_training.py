@@ -92,10 +92,10 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
 
 
 def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monkeypatch):
-    """With :class:`EMAUntilClustering`, fuzzy c-means runs on the averaged encoder (not the last
+    """With :class:`ClusteringAwareEMA`, fuzzy c-means runs on the averaged encoder (not the last
     step's weights), and the trained model is exactly what the heads were fitted to: the encoder
     frozen at clustering and the centroids c-means produced, not an average across the two stages."""
-    from predictors.weight_averaging import EMAUntilClustering
+    from predictors.weight_averaging import ClusteringAwareEMA
 
     try:
         data = BenchDataModule("nb201/cifar10", batch_size=32, limit=200, workers=0, seed=0)
@@ -121,7 +121,7 @@ def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monk
     module = PredictorModule(width=16, layers=2, n_clusters=2, label_transform="zscore", cluster_epoch=2, lr=1e-2)
     trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-                        callbacks=[Spy(), EMAUntilClustering(decay=0.9)])
+                        callbacks=[Spy(), ClusteringAwareEMA(decay=0.9)])
     trainer.fit(module, data)
     final = module.model.encoder.state_dict()
     weight = next(k for k, v in final.items() if v.is_floating_point() and v.dim() == 2)
