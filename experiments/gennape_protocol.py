@@ -112,13 +112,16 @@ def column(dataset, name: str) -> np.ndarray:
     return torch.cat([getattr(d, name) for d in dataset]).numpy() if len(dataset) else np.zeros(0)
 
 
-def lean_model(checkpoint: str | None, hparams: dict):
+def lean_model(checkpoint: str | None, hparams: dict | None = None):
     """The pretrained predictor as ``Predictor.from_pretrained`` builds it (lean encoder: what users
-    fine-tune); with no checkpoint, the same network freshly initialised (seed 0)."""
+    fine-tune); with no checkpoint, the same network freshly initialised (seed 0). ``hparams``
+    default to the checkpoint's own."""
     from predictors.export import MODEL_KEYS
-    from predictors.lightning_module import pretrained_state
+    from predictors.lightning_module import from_pretrained_module, pretrained_state
     from predictors.model import PerformancePredictor
 
+    if hparams is None:
+        hparams = dict(from_pretrained_module(checkpoint).hparams)
     torch.manual_seed(0)
     model = PerformancePredictor(**{k: hparams[k] for k in MODEL_KEYS}, lean=True)
     if checkpoint is not None:

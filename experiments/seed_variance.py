@@ -36,7 +36,6 @@ def main() -> None:
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
 
-    from predictors.lightning_module import from_pretrained_module
     from predictors.metrics import srcc
 
     families = {key: load_family(key) for key in KEYS}
@@ -44,7 +43,7 @@ def main() -> None:
     rows, groups = [], defaultdict(list)
     for pair in args.checkpoints:
         group, _, checkpoint = pair.partition("=")
-        model = lean_model(checkpoint, dict(from_pretrained_module(checkpoint).hparams)).eval()
+        model = lean_model(checkpoint).eval()
         predictions = {key: predict(model, dataset) for key, dataset in families.items()}
         groups[group].append(predictions)
         rows.append((f"{group}: `{Path(checkpoint).name}`", {key: srcc(p, truth[key]) for key, p in predictions.items()}))

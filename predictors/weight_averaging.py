@@ -17,7 +17,6 @@ class ClusteringAwareEMA(WeightAveraging):
 
     def __init__(self, decay: float = 0.995):
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
-        self.decay = decay
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # Runs before the module's own hook, which fits the clusters on the (now averaged) encoder.
