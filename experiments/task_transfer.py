@@ -1,12 +1,13 @@
 """Transfer to the TransNAS-Bench-101 tasks (issue 7, AIO-P protocol): zero-shot and 20-shot.
 
     python experiments/task_transfer.py [--checkpoint default] [--spaces tnb_micro tnb_macro]
-                                        [--shots 20] [--seeds 5] [--epochs 20]
+                                        [--shots 20] [--seeds 5] [--max-epochs 150] [--workers 2]
 
 Backbone: the checkpoint's CG encoder, pretrained on classification sources only, frozen.
 For each space and each target task, with the other six tasks of the space as sources:
 - K-Adapters: one adapter per source task (:mod:`predictors.task_transfer`), predictions averaged;
 - task-conditioned: one adapter body for the source tasks, head conditioned on a task embedding.
+Both are early-stopped on 10 % held-out networks of each source task (chosen epochs in the json).
 Zero-shot predicts without target labels; 20-shot (:func:`predictors.few_shot.few_shot`)
 blends, weighted by leave-one-out SRCC on the ``--shots`` target networks, the zero-shot ranking,
 a correlation reweighting of it and a ridge on it plus the backbone embedding. As in AIO-P, predictions are z-scores turned into the task's metric
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +80,14 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
     tasks = load_tasks(space, encoder)
     adapters = {}
     for task, (graphs, _) in tasks.items():
-        adapters[task] = fit_adapter(graphs, width, layers, epochs=args.epochs, seed=0)
-        print(f"{space}: adapter for {task} trained ({len(graphs)} networks)", flush=True)
+        adapters[task] = fit_adapter(graphs, width, layers, max_epochs=args.max_epochs, seed=0)
+        print(f"{space}: adapter for {task} trained ({len(graphs)} networks; best epoch "
+              f"{adapters[task].best_epoch}, held-out SRCC {adapters[task].val_srcc:.3f})", flush=True)
     kadapters = KAdapters(adapters)
     rows, dumps = [], {}
     for target, (graphs, records) in tasks.items():
         sources = {t: g for t, (g, _) in tasks.items() if t != target}
-        conditioned = TaskConditionedAdapter(list(sources), width, layers).fit(sources, epochs=max(1, args.epochs // 2))
+        conditioned = TaskConditionedAdapter(list(sources), width, layers).fit(sources)
         y = np.array([float(g.y) for g in graphs])
         constant = constant_output_mask(graphs)  # the output ignores the input: one shared label
         proxies = proxy_table(records, graphs)
@@ -117,7 +120,8 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
                 ok = np.isfinite(values[query])
                 result[name] = (srcc(values[query][ok], y[query][ok]), float("nan"))
             per_seed.append(result)
-        row = {"space": space, "task": target, "networks": len(graphs)}
+        row = {"space": space, "task": target, "networks": len(graphs), "adapter_epoch": adapters[target].best_epoch,
+               "adapter_val_srcc": adapters[target].val_srcc, "taskcond_epoch": conditioned.best_epoch}
         for key in per_seed[0]:
             row[f"{key}_srcc"] = float(np.mean([r[key][0] for r in per_seed]))
             row[f"{key}_srcc_std"] = float(np.std([r[key][0] for r in per_seed]))
@@ -144,21 +148,25 @@ def main() -> None:
     parser.add_argument("--spaces", nargs="+", default=["tnb_micro", "tnb_macro"])
     parser.add_argument("--shots", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=20, help="K-Adapter epochs (task-conditioned: half, over 6 tasks)")
+    parser.add_argument("--max-epochs", type=int, default=150, help="K-Adapter epoch cap (early stopping picks the epoch)")
+    parser.add_argument("--workers", type=int, default=1, help="spaces evaluated in parallel processes")
     parser.add_argument("--dump", type=Path, default=None, help="also save every zero-shot column per task (npz)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = [row for rows in pool.map(run_space, args.spaces, [args] * len(args.spaces)) for row in rows]
+    write_results(rows, args)
 
+
+def run_space(space: str, args) -> list[dict]:
+    """One space's rows, in a worker process with one torch thread."""
     from predictors.api import checkpoint_path
     from predictors.model import PerformancePredictor
 
+    torch.set_num_threads(1)
     state = torch.load(checkpoint_path(args.checkpoint), map_location="cpu", weights_only=False)
     model = PerformancePredictor(**state["hparams"]).eval()
     model.load_state_dict(state["state_dict"], strict=False)
-    rows = []
-    for space in args.spaces:
-        rows += evaluate_space(space, model.encoder, state["hparams"]["width"], state["hparams"]["layers"], args)
-    write_results(rows, args)
+    return evaluate_space(space, model.encoder, state["hparams"]["width"], state["hparams"]["layers"], args)
 
 
 def write_results(rows: list[dict], args) -> None:
@@ -166,7 +174,7 @@ def write_results(rows: list[dict], args) -> None:
     (RESULTS / "task_transfer.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
     k = args.shots
     command = (f"python experiments/task_transfer.py --checkpoint {args.checkpoint} --spaces {' '.join(args.spaces)} "
-               f"--shots {k} --seeds {args.seeds} --epochs {args.epochs}")
+               f"--shots {k} --seeds {args.seeds} --max-epochs {args.max_epochs}")
     lines = ["# Transfer to TransNAS-Bench-101 tasks (AIO-P protocol)", "",
              f"Command: `{command}`  ",
              f"Backbone: `{args.checkpoint}` (classification sources only), frozen. Sources for each target: the other six "

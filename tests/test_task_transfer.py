@@ -50,13 +50,27 @@ def test_backbone_states_match_the_encoder(tasks):
 def test_kadapters_and_task_conditioning_transfer_zero_shot(tasks):
     """Adapters trained on CIFAR-100 and ImageNet16 rank CIFAR-10 networks they never saw labelled."""
     sources = {t: tasks[t] for t in ("cifar100", "imagenet16")}
-    adapters = KAdapters({t: fit_adapter(g, 64, 4, epochs=8) for t, g in sources.items()})
+    adapters = KAdapters({t: fit_adapter(g, 64, 4, max_epochs=8, check_every=2) for t, g in sources.items()})
     target = tasks["cifar10"]
     y = _labels(target)
     assert srcc(adapters.predict(target, exclude="cifar10").numpy(), y) > 0.7
     assert adapters.predictions(target).shape == (len(target), 2)
-    conditioned = TaskConditionedAdapter(list(sources), 64, 4).fit(sources, epochs=4)
+    conditioned = TaskConditionedAdapter(list(sources), 64, 4).fit(sources, max_epochs=4)
     assert srcc(conditioned.predict(target).numpy(), y) > 0.7
+
+
+def test_adapters_keep_their_best_held_out_epoch(tasks):
+    """Early stopping holds out networks of the source task itself and returns the weights of the
+    best check, not the last epoch's: the recorded held-out SRCC is what the returned adapter scores."""
+    from predictors.task_transfer import _held_out_srcc, _split
+
+    graphs = tasks["cifar100"]
+    adapter = fit_adapter(graphs, 64, 4, max_epochs=12, check_every=1, patience=12)
+    assert 1 <= adapter.best_epoch <= 12
+    _, held_out = _split(graphs, 0.1, seed=0)
+    assert len(held_out) == 30
+    assert _held_out_srcc(adapter, held_out) == pytest.approx(adapter.val_srcc)
+    assert adapter.val_srcc > 0.7
 
 
 def test_few_shot_turns_a_backwards_zero_shot_ranking_around(tasks):
