@@ -1,7 +1,7 @@
 """Transfer to the TransNAS-Bench-101 tasks (issue 7, AIO-P protocol): zero-shot and 20-shot.
 
     python experiments/task_transfer.py [--checkpoint default] [--spaces tnb_micro tnb_macro]
-                                        [--shots 20] [--seeds 5] [--max-epochs 150] [--workers 2]
+                                        [--shots 20] [--seeds 20] [--max-epochs 150] [--workers 2]
 
 Backbone: the checkpoint's CG encoder, pretrained on classification sources only, frozen.
 For each space and each target task, with the other six tasks of the space as sources:
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--spaces", nargs="+", default=["tnb_micro", "tnb_macro"])
     parser.add_argument("--shots", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=20, help="draws of the target samples (20-shot SRCC varies +-0.2 between draws on some tasks)")
     parser.add_argument("--max-epochs", type=int, default=150, help="K-Adapter epoch cap (early stopping picks the epoch)")
     parser.add_argument("--workers", type=int, default=1, help="spaces evaluated in parallel processes")
     parser.add_argument("--dump", type=Path, default=None, help="also save every zero-shot column per task (npz)")

@@ -1,0 +1,131 @@
+"""How much does the draw of the labelled networks move the GENNAPE protocol's 50-shot rows?
+
+    python experiments/shot_draws.py [--checkpoint nb101] [--shots 50] [--draws 5] [--workers 2]
+
+The protocol (``gennape_protocol.py``) fine-tunes on one fixed draw of ``--shots`` target networks
+(draw 0 here is that draw). This script repeats its few-shot rows on ``--draws`` draws per target,
+each scored on the rest of the target, and reports mean +- std over draws:
+- fine-tuned: ``Predictor.finetune``'s loop (every layer, length by 5-fold cross-validation);
+- blended: :func:`predictors.few_shot.few_shot` on the zero-shot column, and the mean of the two;
+- baselines on the same draws: the same loop from random weights, and a random forest on the
+  space's own encoding (seed 0).
+Writes experiments/results/shot_draws.md (+ .json, .png).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+RESULTS = ROOT / "experiments" / "results"
+TARGETS = {"nb201/cifar10": (0.93, 0.910), "nb301/cifar10": (0.89, 0.883)}  # (issue 5's bar, GENNAPE 50-shot)
+METHODS = ("finetuned", "blended", "blended + finetuned", "scratch, fine-tuning loop", "random forest")
+
+
+def run_target(key: str, args) -> dict:
+    """Per draw: SRCC of every method on the networks outside the draw."""
+    from gennape_protocol import (FINETUNE_EPOCHS, blended_few_shot, column, finetune_like_users, lean_model, load_family,
+                                  predict_and_embed)
+
+    from predictors.baselines import random_forest_baseline
+    from predictors.lightning_module import from_pretrained_module
+    from predictors.metrics import srcc
+    from predictors.model import constant_output_mask
+
+    torch.set_num_threads(1)
+    dataset = load_family(key)
+    hparams = dict(from_pretrained_module(args.checkpoint).hparams)
+    pretrained, scratch = lean_model(args.checkpoint, hparams), lean_model(None, hparams)
+    zero_shot, embedding = predict_and_embed(pretrained, dataset)
+    y, constant = column(dataset, "y"), constant_output_mask(dataset)
+    records = dataset.records
+    draws = []
+    for draw in range(args.draws):
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(draw))  # draw 0 = the protocol's
+        support, query = order[:args.shots], order[args.shots:]
+        train, test = dataset[support], dataset[query]
+        true = y[query.numpy()]
+        tuned, epochs = finetune_like_users(pretrained, train, test, "all", FINETUNE_EPOCHS)
+        blend = blended_few_shot(zero_shot, embedding, y, support.numpy(), query.numpy(), constant)
+        from_scratch, _ = finetune_like_users(scratch, train, test, "all", FINETUNE_EPOCHS)
+        forest = random_forest_baseline(key.split("/")[0], [records[int(d.index)].arch for d in train], column(train, "y"),
+                                        [records[int(d.index)].arch for d in test], seed=0)
+        scores = {"finetuned": tuned, "blended": blend, "blended + finetuned": (blend + tuned) / 2,
+                  "scratch, fine-tuning loop": from_scratch, "random forest": forest}
+        draws.append({"draw": draw, "finetune_epochs": epochs, "zero-shot on the rest": srcc(zero_shot[query.numpy()], true),
+                      **{name: srcc(pred, true) for name, pred in scores.items()}})
+        print(f"{key} draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items() if isinstance(v, float)),
+              flush=True)
+    return {"key": key, "draws": draws}
+
+
+def write_results(results: list[dict], args) -> None:
+    command = (f"python experiments/shot_draws.py --checkpoint {args.checkpoint} --shots {args.shots} "
+               f"--draws {args.draws}")
+    lines = [f"# {args.shots}-shot SRCC over {args.draws} draws of the labelled networks", "", f"Command: `{command}`  ",
+             f"Checkpoint `{args.checkpoint}`. Each draw: {args.shots} random target networks labelled (draw 0 is "
+             "`gennape_protocol.py`'s), scored on all the others. Mean +- std over draws; min / max in brackets.", "",
+             "| target | bar (GENNAPE) | zero-shot on the rest | " + " | ".join(METHODS) + " |",
+             "|---|---|---|" + "---|" * len(METHODS)]
+    for result in results:
+        bar, gennape = TARGETS[result["key"]]
+        cells = []
+        for name in ("zero-shot on the rest", *METHODS):
+            values = np.array([d[name] for d in result["draws"]])
+            cells.append(f"{values.mean():.3f} +- {values.std():.3f} [{values.min():.3f}, {values.max():.3f}]")
+        lines.append(f"| {result['key']} | {bar} ({gennape}) | " + " | ".join(cells) + " |")
+    lines += ["", "Per draw (fine-tuning length chosen by cross-validation in brackets):", "",
+              "| target | draw | zero-shot on the rest | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
+    for result in results:
+        for d in result["draws"]:
+            lines.append(f"| {result['key']} | {d['draw']} | {d['zero-shot on the rest']:.3f} | {d['finetuned']:.3f} "
+                         f"({d['finetune_epochs']}) | " + " | ".join(f"{d[m]:.3f}" for m in METHODS[1:]) + " |")
+    (RESULTS / "shot_draws.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "shot_draws.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    _plot(results)
+    print("\n".join(lines))
+
+
+def _plot(results: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, result in zip(axes[0], results):
+        names = ("zero-shot on the rest", *METHODS)
+        for i, name in enumerate(names):
+            values = [d[name] for d in result["draws"]]
+            ax.scatter(np.full(len(values), i), values, s=14)
+        ax.axhline(TARGETS[result["key"]][0], color="k", ls="--", lw=0.8, label="issue 5's bar")
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
+        ax.set_title(result["key"])
+        ax.set_ylabel("SRCC on the rest")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "shot_draws.png", dpi=130)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="nb101")
+    parser.add_argument("--shots", type=int, default=50)
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
+    args = parser.parse_args()
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = list(pool.map(run_target, TARGETS, [args] * len(TARGETS)))
+    write_results(results, args)
+
+
+if __name__ == "__main__":
+    main()
