@@ -102,7 +102,7 @@ def _split(graphs: list, val_fraction: float, seed: int) -> tuple[list, list]:
 
 
 def _held_out_srcc(score, graphs: list) -> float:
-    """SRCC of ``score(batch)`` on ``graphs``' labels (the module is in eval mode meanwhile)."""
+    """SRCC of ``score(batch)`` on ``graphs``' labels, without gradients (callers put the module in eval mode)."""
     with torch.no_grad():
         pred = torch.cat([score(b) for b in DataLoader(graphs, batch_size=512)]).numpy()
     return srcc(pred, torch.cat([g.y for g in graphs]).numpy())
@@ -117,7 +117,7 @@ def _train_early_stopped(module: nn.Module, loaders: dict, loss, validate, max_e
     Why: with a fixed, short schedule the adapters underfit (TransNAS macro room_layout: held-out
     SRCC 0.57 after 20 epochs, 0.81 after 60), and the best length differs per task."""
     optimiser = torch.optim.Adam(module.parameters(), lr=2e-3, weight_decay=1e-4)
-    best, best_epoch, best_state = -np.inf, 0, copy.deepcopy(module.state_dict())
+    best, best_epoch, best_state = -np.inf, 0, None  # the last epoch is always checked, so one check sets it
     for epoch in range(1, max_epochs + 1):
         module.train()
         for task, loader in loaders.items():
