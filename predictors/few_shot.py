@@ -65,9 +65,8 @@ def few_shot(p_support, e_support, y_support, p_query, e_query, candidates: dict
     head without overfitting, and picking the single best candidate is noisy; the weights tell how
     far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on the
     embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
-    backwards). The blend reaches the label scale by a least-squares line through the support
-    labels and the blend's own leave-one-out predictions: a ranker that is only partly right is
-    shrunk towards the mean rather than stretched to the labels' full spread. ``candidates``
+    backwards). The blend reaches the label scale through :func:`label_scale_map`, fitted on the
+    support labels and the blend's own leave-one-out predictions. ``candidates``
     defaults to :data:`FEW_SHOT_CANDIDATES`. ``constant`` = (support mask, query mask) marks networks
     whose output ignores the input (``predictors.model.input_independent``): their predictions become
     :func:`constant_network_label` (they stay in the fits: leaving them out lowered NB-201 50-shot
@@ -92,12 +91,37 @@ def few_shot(p_support, e_support, y_support, p_query, e_query, candidates: dict
     total = sum(weights.values())
     blend = sum(w * predictions[name] for name, w in weights.items()) / total
     blend_loo = sum(w * held_out[name] for name, w in weights.items()) / total
-    slope = max(np.cov(blend_loo, y_support)[0, 1] / (blend_loo.var(ddof=1) + 1e-12), 1e-6)  # > 0 keeps the ranking
-    intercept = y_support.mean() - slope * blend_loo.mean()
-    pred = intercept + slope * blend
+    pred = label_scale_map(blend_loo, y_support)(blend)
     if constant is not None:
         pred = constant_network_label(pred, constant[1], y_support, constant[0])
     return pred, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)
+
+
+def label_scale_map(score: np.ndarray, y: np.ndarray):
+    """A strictly increasing map from held-out ranking scores to labels (so it never changes a ranking):
+    the least-squares line and the isotonic fit of ``y`` on ``score``, averaged with weights 1 / their
+    squared leave-one-out mean absolute error. The line shrinks a ranker that is only partly right
+    towards the mean instead of stretching it to the labels' full spread; the isotonic fit follows
+    labels that are far from normal (TransNAS micro: a cluster of failed networks far below the
+    rest; 20-shot MAE on micro class_scene 1.61 -> 0.87 points, jigsaw 5.41 -> 3.84), where any line
+    spreads the good networks over the gap. On unimodal labels (TransNAS macro) the line wins the
+    leave-one-out and keeps most of the weight (MAE within 0.03 points of the line alone)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    def line(s, t):
+        slope = max(np.cov(s, t)[0, 1] / (s.var(ddof=1) + 1e-12), 1e-6)  # > 0 keeps the ranking
+        return lambda x: t.mean() + slope * (x - s.mean())
+
+    def isotonic(s, t):
+        return IsotonicRegression(out_of_bounds="clip").fit(s, t).predict
+
+    maps, weights = [], []
+    for fit in (line, isotonic):
+        held_out = [fit(np.delete(score, i), np.delete(y, i))(score[i:i + 1])[0] for i in range(len(y))]
+        weights.append(1.0 / (np.abs(np.array(held_out) - y).mean() + 1e-12) ** 2)
+        maps.append(fit(score, y))
+    total = sum(weights)
+    return lambda x: sum(w * m(x) for w, m in zip(weights, maps)) / total
 
 
 def constant_network_label(pred: np.ndarray, constant_query: np.ndarray, y_support: np.ndarray,
