@@ -15,7 +15,7 @@ with the mean and std of the ``--shots`` target samples (for zero-shot too), so 
 task's own unit. Scored on all other networks of the task; ``--seeds`` draws of the samples.
 Baselines in the same run on the same networks: FLOPs, parameters and every zero-cost proxy stored
 with the data (NASLib's zc files), a ridge on log FLOPs / params / proxies fitted on the same
-samples, and the samples' mean (MAE only). Writes experiments/results/task_transfer.{md,json,png}.
+samples (query features clipped to the samples' range), and the samples' mean (MAE only). Writes experiments/results/task_transfer.{md,json,png}.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def zc_ridge(proxies: dict, support: np.ndarray, query: np.ndarray, y: np.ndarra
         cols += [np.arcsinh(np.nan_to_num(proxies[n][idx])) for n in proxies if n not in ("flops", "params")]
         return np.stack(cols, 1)
 
-    x_s, x_q = design(support), design(query)
+    x_s = design(support)
+    x_q = np.clip(design(query), x_s.min(0), x_s.max(0))  # 20 samples: no extrapolation past what they span
     mean, std = x_s.mean(0), x_s.std(0) + 1e-8
     return RidgeCV(alphas=np.logspace(-2, 3, 20)).fit((x_s - mean) / std, y).predict((x_q - mean) / std)
 
@@ -113,7 +114,8 @@ def evaluate_space(space: str, encoder, width: int, layers: int, args) -> list[d
                                                         constant=(constant[support], constant[query]))
             choices.append(chosen)
             result = {m: (srcc(p, y[query]), mae(p, y[query])) for m, p in z.items()}
-            ridge = zc_ridge(proxies, support, query, y[support])
+            ridge = constant_network_label(zc_ridge(proxies, support, query, y[support]), constant[query], y[support],
+                                           constant[support])  # the same rule as the adapters' rows
             result["zc_ridge_k"] = (srcc(ridge, y[query]), mae(ridge, y[query]))
             result["support_mean"] = (float("nan"), mae(np.full(len(query), mean), y[query]))
             for name, values in proxies.items():
@@ -181,7 +183,9 @@ def write_results(rows: list[dict], args) -> None:
              f"tasks of the space. Means over {args.seeds} draws of the {k} target samples; scored on all other networks. "
              "Zero-cost proxies, FLOPs and params are label-free; their SRCC is on the same networks. "
              f"MAE in the task's unit: zero-shot z-scores mapped with the {k} samples' mean and std; {k}-shot predictions "
-             "on the label scale by a least-squares line through the samples' leave-one-out predictions.", "",
+             "on the label scale by `predictors.few_shot.label_scale_map` (a least-squares line and an isotonic fit through "
+             "the samples' leave-one-out predictions, weighted by their leave-one-out errors). Networks whose output "
+             "ignores the input share one label in every 20-shot column, the proxy ridge's included.", "",
              "## SRCC", "",
              "| space | task | FLOPs | params | best proxy | K-Adapter 0-shot | task-cond 0-shot | "
              f"K-Adapter {k}-shot | task-cond {k}-shot | proxy ridge {k}-shot | {k}-shot beats best proxy |",
