@@ -7,8 +7,8 @@ The protocol (``gennape_protocol.py``) fine-tunes on one fixed draw of ``--shots
 each scored on the rest of the target, and reports mean +- std over draws:
 - fine-tuned: ``Predictor.finetune``'s loop (every layer, length by 5-fold cross-validation);
 - blended: :func:`predictors.few_shot.few_shot` on the zero-shot column, and the mean of the two;
-- baselines on the same draws: the same loop from random weights, and a random forest on the
-  space's own encoding (seed 0).
+- baselines on the same draws: parameter count and FLOPs (label-free, scored on the same rest), the
+  same loop from random weights, and a random forest on the space's own encoding (seed 0).
 Writes experiments/results/shot_draws.md (+ .json, .png).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
 TARGETS = {"nb201/cifar10": (0.93, 0.910), "nb301/cifar10": (0.89, 0.883)}  # (issue 5's bar, GENNAPE 50-shot)
-METHODS = ("finetuned", "blended", "blended + finetuned", "scratch, fine-tuning loop", "random forest")
+METHODS = ("finetuned", "blended", "blended + finetuned", "params", "FLOPs", "scratch, fine-tuning loop", "random forest")
 
 
 def run_target(key: str, args) -> dict:
@@ -46,6 +46,7 @@ def run_target(key: str, args) -> dict:
     pretrained, scratch = lean_model(args.checkpoint, hparams), lean_model(None, hparams)
     zero_shot, embedding = predict_and_embed(pretrained, dataset)
     y, constant = column(dataset, "y"), constant_output_mask(dataset)
+    params, macs = column(dataset, "params"), column(dataset, "macs")
     records = dataset.records
     draws = []
     for draw in range(args.draws):
@@ -59,6 +60,7 @@ def run_target(key: str, args) -> dict:
         forest = random_forest_baseline(key.split("/")[0], [records[int(d.index)].arch for d in train], column(train, "y"),
                                         [records[int(d.index)].arch for d in test], seed=0)
         scores = {"finetuned": tuned, "blended": blend, "blended + finetuned": (blend + tuned) / 2,
+                  "params": params[query.numpy()], "FLOPs": macs[query.numpy()],
                   "scratch, fine-tuning loop": from_scratch, "random forest": forest}
         draws.append({"draw": draw, "finetune_epochs": epochs, "zero-shot on the rest": srcc(zero_shot[query.numpy()], true),
                       **{name: srcc(pred, true) for name, pred in scores.items()}})
