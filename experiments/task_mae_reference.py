@@ -10,8 +10,9 @@ next to what in-space predictors reach with about 32 times the labels: 10-fold c
 - a random forest (300 trees, seed 0) on the space's own architecture encoding;
 - with ``--dump D.npz`` (written by ``task_transfer.py ... --dump D.npz``: its K-Adapter columns,
   trained on the space's six other tasks), a ridge on those columns plus the embedding, mapped onto
-  the labels as the 20-shot blend is: the strongest reference, every other task's labels and nine
-  tenths of this one's.
+  the labels by the 20-shot blend's ``label_scale_map`` (fitted on the training folds' own ridge
+  predictions, not held-out ones: with about 640 networks and 72 inputs the ridge barely overfits):
+  the strongest reference, every other task's labels and nine tenths of this one's.
 MAE in points of the task's percentage (SSIM x 100 for autoencoder and normal; room_layout is a
 loss with no percent unit), SRCC beside it, and the 20-shot K-Adapter figures of
 ``results/task_transfer.json`` when that file is there. Writes experiments/results/task_mae_reference.md.
@@ -52,7 +53,7 @@ def ridge(x_train, y_train, x_test):
 
 def calibrated_ridge(x_train, y_train, x_test):
     """The ridge, mapped onto the labels by :func:`predictors.few_shot.label_scale_map` (what the 20-shot
-    blend uses) fitted on the training folds' own predictions."""
+    blend uses), fitted on the ridge's predictions for its own training folds."""
     from predictors.few_shot import label_scale_map
 
     return label_scale_map(ridge(x_train, y_train, x_train), y_train)(ridge(x_train, y_train, x_test))
