@@ -9,8 +9,9 @@ For each space and each target task, with the other six tasks of the space as so
 - task-conditioned: one adapter body for the source tasks, head conditioned on a task embedding.
 Both are early-stopped on 10 % held-out networks of each source task (chosen epochs in the json).
 Zero-shot predicts without target labels; 20-shot (:func:`predictors.few_shot.few_shot`)
-blends, weighted by leave-one-out SRCC on the ``--shots`` target networks, the zero-shot ranking,
-a correlation reweighting of it and a ridge on it plus the backbone embedding. As in AIO-P, predictions are z-scores turned into the task's metric
+blends its candidates (the zero-shot ranking, reweightings of the source columns, ridges on them,
+on size and on the backbone embedding), weighted by leave-one-out SRCC on the ``--shots`` target
+networks. As in AIO-P, predictions are z-scores turned into the task's metric
 with the mean and std of the ``--shots`` target samples (for zero-shot too), so MAE is in the
 task's own unit. Scored on all other networks of the task; ``--seeds`` draws of the samples.
 Baselines in the same run on the same networks: FLOPs, parameters and every zero-cost proxy stored
