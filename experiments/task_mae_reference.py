@@ -34,35 +34,39 @@ RESULTS = ROOT / "experiments" / "results"
 PERCENT_SCALE = {"autoencoder": 100.0, "normal": 100.0}  # SSIM in [0, 1]; the others are percentages already
 
 
-def cross_validated(fit_predict, x: np.ndarray, y: np.ndarray, folds: int = 10) -> np.ndarray:
-    """Out-of-fold predictions: every network predicted by a model that never saw its label."""
+def cross_validated(fit, x: np.ndarray, y: np.ndarray, folds: int = 10) -> np.ndarray:
+    """Out-of-fold predictions of ``fit(x, y) -> predict(x)``: every network predicted by a model that
+    never saw its label."""
     from sklearn.model_selection import KFold
 
     pred = np.zeros(len(y))
     for train, test in KFold(folds, shuffle=True, random_state=0).split(x):
-        pred[test] = fit_predict(x[train], y[train], x[test])
+        pred[test] = fit(x[train], y[train])(x[test])
     return pred
 
 
-def ridge(x_train, y_train, x_test):
-    from sklearn.linear_model import RidgeCV
+def ridge(x_train, y_train):
+    """The few-shot blend's ridge (standardised inputs, regularisation by leave-one-out)."""
+    from predictors.few_shot import ridge_on
 
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-8
-    return RidgeCV(alphas=np.logspace(-3, 4, 30)).fit((x_train - mean) / std, y_train).predict((x_test - mean) / std)
+    model = ridge_on(lambda p, e: p)(x_train, None, y_train)
+    return lambda x: model(x, None)
 
 
-def calibrated_ridge(x_train, y_train, x_test):
+def calibrated_ridge(x_train, y_train):
     """The ridge, mapped onto the labels by :func:`predictors.few_shot.label_scale_map` (what the 20-shot
     blend uses), fitted on the ridge's predictions for its own training folds."""
     from predictors.few_shot import label_scale_map
 
-    return label_scale_map(ridge(x_train, y_train, x_train), y_train)(ridge(x_train, y_train, x_test))
+    model = ridge(x_train, y_train)
+    to_labels = label_scale_map(model(x_train), y_train)
+    return lambda x: to_labels(model(x))
 
 
-def forest(x_train, y_train, x_test):
+def forest(x_train, y_train):
     from sklearn.ensemble import RandomForestRegressor
 
-    return RandomForestRegressor(300, random_state=0, n_jobs=1).fit(x_train, y_train).predict(x_test)
+    return RandomForestRegressor(300, random_state=0, n_jobs=1).fit(x_train, y_train).predict
 
 
 def evaluate_space(space: str, encoder, dump: Path | None) -> list[dict]:
@@ -84,8 +88,8 @@ def evaluate_space(space: str, encoder, dump: Path | None) -> list[dict]:
             assert np.allclose(columns[f"{space}/{task}|y"], y), "the dump's networks are not this run's"
             inputs["ridge on K-Adapter columns + embedding, label-scale map"] = (
                 calibrated_ridge, np.c_[columns[f"{space}/{task}|kadapter"], embedding])
-        for name, (fit_predict, x) in inputs.items():
-            pred = cross_validated(fit_predict, x, y)
+        for name, (fit, x) in inputs.items():
+            pred = cross_validated(fit, x, y)
             row[name] = {"mae": float(np.abs(pred - y).mean() * scale), "srcc": srcc(pred, y)}
         rows.append(row)
         print(f"{space}/{task}: " + ", ".join(f"{k} MAE {row[k]['mae']:.3f} SRCC {row[k]['srcc']:.3f}" for k in inputs),
@@ -93,15 +97,12 @@ def evaluate_space(space: str, encoder, dump: Path | None) -> list[dict]:
     return rows
 
 
-def twenty_shot(space: str, task: str) -> str:
-    """The 20-shot K-Adapter MAE (percentage points) and SRCC from task_transfer.json, if it is there."""
+def twenty_shot_cells() -> dict[tuple[str, str], str]:
+    """(space, task) -> the 20-shot K-Adapter MAE (percentage points) and SRCC from task_transfer.json."""
     path = RESULTS / "task_transfer.json"
-    if not path.exists():
-        return "n/a"
-    for row in json.loads(path.read_text())["rows"]:
-        if row["space"] == space and row["task"] == task:
-            return f"{row['kadapter_k_mae'] * PERCENT_SCALE.get(task, 1.0):.3f} ({row['kadapter_k_srcc']:.3f})"
-    return "n/a"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    return {(r["space"], r["task"]):
+            f"{r['kadapter_k_mae'] * PERCENT_SCALE.get(r['task'], 1.0):.3f} ({r['kadapter_k_srcc']:.3f})" for r in rows}
 
 
 def write_results(rows: list[dict], args) -> None:
@@ -117,9 +118,11 @@ def write_results(rows: list[dict], args) -> None:
              "The 20-shot column is the K-Adapter row of `task_transfer.md` (20 labels, mean of its draws).", "",
              "| space | task | networks | 20-shot K-Adapter | " + " | ".join(f"{m}, 90 % labelled" for m in methods) + " |",
              "|---|---|---|---|" + "---|" * len(methods)]
+    twenty_shot = twenty_shot_cells()
     for row in rows:
         cells = [f"{row[m]['mae']:.3f} ({row[m]['srcc']:.3f})" for m in methods]
-        lines.append(f"| {row['space']} | {row['task']} | {row['networks']} | {twenty_shot(row['space'], row['task'])} | "
+        lines.append(f"| {row['space']} | {row['task']} | {row['networks']} | "
+                     f"{twenty_shot.get((row['space'], row['task']), 'n/a')} | "
                      + " | ".join(cells) + " |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "task_mae_reference.md").write_text("\n".join(lines) + "\n")

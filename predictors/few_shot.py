@@ -32,7 +32,7 @@ def _correlation_weighted(p, e, y):
     return lambda p, e: (p - mean) @ weights
 
 
-def _ridge_on(features):
+def ridge_on(features):
     """A candidate: ridge on ``features(p, e)``, standardised, regularisation by leave-one-out."""
 
     def fit(p, e, y):
@@ -49,13 +49,13 @@ def _ridge_on(features):
 FEW_SHOT_CANDIDATES = {
     "zero-shot": _zero_shot,
     "correlation-weighted": _correlation_weighted,
-    "ridge": _ridge_on(lambda p, e: np.concatenate([p, e], 1)),
-    "size": _ridge_on(lambda p, e: np.concatenate([p, e[:, -2:]], 1)),  # embeddings end with log FLOPs, params
+    "ridge": ridge_on(lambda p, e: np.concatenate([p, e], 1)),
+    "size": ridge_on(lambda p, e: np.concatenate([p, e[:, -2:]], 1)),  # embeddings end with log FLOPs, params
 }
 # With several zero-shot columns (one per source task or device), also a ridge on the columns alone: the
 # multivariate form of the correlation weighting (on 14 TransNAS tasks' 20-shot dumps, 20 draws, mean
 # SRCC 0.837 -> 0.853; micro autoencoder 0.595 -> 0.706). With one column it would repeat the zero-shot ranking.
-COLUMN_CANDIDATES = {"columns": _ridge_on(lambda p, e: p)}
+COLUMN_CANDIDATES = {"columns": ridge_on(lambda p, e: p)}
 # Weights are max(0, leave-one-out SRCC)^WEIGHT_POWER: chosen on NB-201 / NB-301 50-shot and the 14
 # TransNAS tasks' 20-shot dumps (mean SRCC 0.802 with power 2, 0.810 with 4, 0.812 with 8).
 WEIGHT_POWER = 4
@@ -71,11 +71,12 @@ def few_shot(p_support, e_support, y_support, p_query, e_query, candidates: dict
     far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on the
     embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
     backwards). The blend reaches the label scale through :func:`label_scale_map`, fitted on the
-    support labels and the blend's own leave-one-out predictions. ``candidates``
-    defaults to :data:`FEW_SHOT_CANDIDATES`, plus :data:`COLUMN_CANDIDATES` with several columns. ``constant`` = (support mask, query mask) marks networks
-    whose output ignores the input (``predictors.model.input_independent``): their predictions become
-    :func:`constant_network_label` (they stay in the fits: leaving them out lowered NB-201 50-shot
-    SRCC by 0.005-0.02 over 5 draws). Returns the prediction and the weights."""
+    support labels and the blend's own leave-one-out predictions. ``candidates`` defaults to
+    :data:`FEW_SHOT_CANDIDATES`, plus :data:`COLUMN_CANDIDATES` with several columns. ``constant`` =
+    (support mask, query mask) marks networks whose output ignores the input
+    (``predictors.model.input_independent``): their predictions become :func:`constant_network_label`
+    (they stay in the fits: leaving them out lowered NB-201 50-shot SRCC by 0.005-0.02 over 5 draws).
+    Returns the prediction and the weights."""
     from scipy.stats import spearmanr
 
     if candidates is None:
@@ -128,7 +129,8 @@ def label_scale_map(score: np.ndarray, y: np.ndarray):
         return line(score, y)
     maps, weights = [], []
     for fit in (line, isotonic):
-        held_out = np.array([fit(np.delete(score, i), np.delete(y, i))(score[i:i + 1])[0] for i in range(len(y))])
+        held_out = np.array([fit(np.delete(score, i), np.delete(y, i))(score[i:i + 1])[0]
+                             for i in range(len(y))])
         error = max(np.abs(held_out - y).mean(), 1e-3 * (y.std() or 1.0))  # a perfect fit does not take all the weight
         weights.append(1.0 / error ** 2)
         maps.append(fit(score, y))
