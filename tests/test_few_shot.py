@@ -57,3 +57,39 @@ def test_label_scale_map_never_ties_or_flips_a_ranking(labels):
         prediction = label_scale_map(score[:len(y)], y)(query)
     assert np.isfinite(prediction).all()
     _assert_strictly_increasing(query, prediction)
+
+
+TASKS = ("class_scene", "class_object", "jigsaw", "autoencoder", "normal", "room_layout", "segmentsemantic")
+
+
+@pytest.mark.parametrize("task", ["autoencoder", "segmentsemantic"])
+def test_several_source_columns_earn_a_ridge_of_their_own(task):
+    """The ``columns`` candidate, in the setting it is for: one zero-shot column per source task.
+    Here the columns are the other six TransNAS micro tasks' real labels (perfect source predictors),
+    and the target is a task they rank only in combination (autoencoder runs against several).
+    From 20 labels, the blend with the ridge on the columns must rank the rest better than the
+    blend without it, on most draws and on average."""
+    try:
+        by_task = {t: {r.arch: r.targets[t] for r in registry.load_records("tnb_micro", target=t)} for t in TASKS}
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    from scipy.stats import spearmanr
+
+    from predictors.few_shot import FEW_SHOT_CANDIDATES, few_shot
+
+    archs = sorted(set.intersection(*(set(labels) for labels in by_task.values())))
+    y = np.array([by_task[task][a] for a in archs])
+    columns = np.array([[by_task[t][a] for t in TASKS if t != task] for a in archs])
+    columns = (columns - columns.mean(0)) / columns.std(0)
+    records = {r.arch: r.targets for r in registry.load_records("tnb_micro", target=task)}
+    size = np.log([[records[a]["zc:flops"], records[a]["zc:params"]] for a in archs])  # the embedding's last two
+    gains = []
+    for draw in range(10):
+        support = np.random.default_rng(draw).choice(len(y), 20, replace=False)
+        query = np.setdiff1d(np.arange(len(y)), support)
+        args = columns[support], size[support], y[support], columns[query], size[query]
+        blended, weights = few_shot(*args)
+        assert "columns" in weights
+        without, _ = few_shot(*args, candidates=dict(FEW_SHOT_CANDIDATES))
+        gains.append(spearmanr(blended, y[query]).statistic - spearmanr(without, y[query]).statistic)
+    assert np.mean(gains) > 0.01 and np.sum(np.array(gains) > 0) >= 8
