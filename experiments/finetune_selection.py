@@ -12,7 +12,8 @@ same draws, folds and loop, this script reports per length:
 - the held-out SRCC of that length trained on all labels;
 - the same for the weights interpolated between pretrained and fine-tuned (WiSE-FT, Wortsman et al.
   2022): alpha * fine-tuned + (1 - alpha) * pretrained, alpha in 0.25 / 0.5 / 0.75.
-and what each selection rule would give. Writes experiments/results/finetune_selection.md (+ .json).
+and what each selection rule would give. Writes experiments/results/finetune_selection.md (+ .json;
+``--out`` names another stem).
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def choose(rows: list[dict]) -> dict:
 
 def write_results(results: list[dict], args) -> None:
     command = (f"python experiments/finetune_selection.py --checkpoint {args.checkpoint} --shots {args.shots} "
-               f"--draws {args.draws}")
+               f"--draws {args.draws}" + (f" --out {args.out}" if args.out != "finetune_selection" else ""))
     lines = [f"# Choosing the fine-tuning length (and a pretrained-weight interpolation) from {args.shots} labels", "",
              f"Command: `{command}`  ",
              f"Checkpoint `{args.checkpoint}`; the draws, folds and loop of `shot_draws.py` / `Predictor.finetune`. "
@@ -137,8 +138,8 @@ def write_results(results: list[dict], args) -> None:
             for epochs, cells in by_length.items():
                 lines.append(f"| {result['key']} | {d['draw']} | {epochs} | " +
                              " | ".join(cells.get(a, "") for a in ALPHAS) + " |")
-    (RESULTS / "finetune_selection.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "finetune_selection.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
 
 
 def main() -> None:
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="finetune_selection", help="results file stem in experiments/results")
     args = parser.parse_args()
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_target, args.targets, [args] * len(args.targets)))
