@@ -3,8 +3,9 @@ them and on the held-out rest, with weight-space interpolation towards the pretr
 
     python experiments/finetune_selection.py [--checkpoint nb101] [--shots 50] [--draws 5] [--workers 2]
 
-``Predictor.finetune`` picks the training length (0 = the pretrained ranking, up to 200 epochs) by the
-SRCC of 5-fold out-of-fold predictions pooled over the 50 labels. On one of ``shot_draws.py``'s five
+``Predictor.finetune`` used to pick the training length (0 = the pretrained ranking, up to 200 epochs) by
+the SRCC of 5-fold out-of-fold predictions pooled over the 50 labels (the first rule below); these
+results are why it now trains the full length (the fifth). On one of ``shot_draws.py``'s five
 NB-201 draws it keeps the pretrained ranking (0.805 on the rest, where 200 epochs reach 0.88). For the
 same draws, folds and loop, this script reports per length:
 - pooled out-of-fold SRCC (what ``Predictor.finetune`` maximises) and the mean of the per-fold SRCCs

@@ -130,16 +130,16 @@ def lean_model(checkpoint: str | None, hparams: dict | None = None):
 
 
 def finetune_like_users(model, train, query, trainable: str, epochs: int) -> tuple[np.ndarray, int]:
-    """Predictions on ``query`` after ``Predictor.finetune``'s training on ``train`` (cross-validation
-    on ``train`` alone picks the length, up to ``epochs``), and that length."""
+    """Predictions on ``query`` after ``Predictor.finetune``'s training on ``train`` (``epochs`` epochs;
+    its cross-validation only calibrates), and that length."""
     from torch_geometric.data import Batch
 
     from predictors.finetuning import default_lr, finetune_model
 
     labels = torch.from_numpy(column(train, "y")).float()
-    tuned, chosen, _, _ = finetune_model(model, lambda idx: Batch.from_data_list([train[int(i)] for i in idx]), labels,
-                                         epochs, trainable, default_lr(trainable), 0)
-    return predict(tuned, query), chosen
+    tuned, _, _ = finetune_model(model, lambda idx: Batch.from_data_list([train[int(i)] for i in idx]), labels,
+                                 epochs, trainable, default_lr(trainable), 0, cross_validated=False)
+    return predict(tuned, query), epochs
 
 
 def finetune(module_factory, train, epochs: int, seed: int):
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100, help="training epochs of the GNN-from-scratch baseline")
     parser.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
-                        help="the longest fine-tuning cross-validation may choose (default: %(default)s, as Predictor.finetune)")
+                        help="fine-tuning epochs (default: %(default)s, as Predictor.finetune)")
     parser.add_argument("--quick", action="store_true", help="fewer keys and epochs (smoke test)")
     parser.add_argument("--keys", nargs="+", default=None, help=f"zero-shot targets (default: {' '.join(ZERO_SHOT_KEYS)})")
     parser.add_argument("--out", default="gennape_protocol", help="results file stem in experiments/results")

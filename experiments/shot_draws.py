@@ -5,7 +5,7 @@
 The protocol (``gennape_protocol.py``) fine-tunes on one fixed draw of ``--shots`` target networks
 (draw 0 here is that draw). This script repeats its few-shot rows on ``--draws`` draws per target,
 each scored on the rest of the target, and reports mean +- std over draws:
-- fine-tuned: ``Predictor.finetune``'s loop (every layer, length by 5-fold cross-validation);
+- fine-tuned: ``Predictor.finetune``'s loop (every layer, ``FINETUNE_EPOCHS`` epochs);
 - blended: :func:`predictors.few_shot.few_shot` on the zero-shot column, and the mean of the two;
 - baselines on the same draws: parameter count and FLOPs (label-free, scored on the same rest), the
   same loop from random weights, and a random forest on the space's own encoding (seed 0).
@@ -84,7 +84,7 @@ def write_results(results: list[dict], args) -> None:
             values = np.array([d[name] for d in result["draws"]])
             cells.append(f"{values.mean():.3f} +- {values.std():.3f} [{values.min():.3f}, {values.max():.3f}]")
         lines.append(f"| {result['key']} | {bar} ({gennape}) | " + " | ".join(cells) + " |")
-    lines += ["", "Per draw (fine-tuning length chosen by cross-validation in brackets):", "",
+    lines += ["", "Per draw (fine-tuning epochs in brackets):", "",
               "| target | draw | zero-shot on the rest | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
     for result in results:
         for d in result["draws"]:

@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default="default", help="starting checkpoint: name or path (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the new checkpoint")
     parser.add_argument("--epochs", type=int, default=200,
-                        help="the longest training cross-validation may choose (default: %(default)s)")
+                        help="training epochs (default: %(default)s)")
     parser.add_argument("--trainable", choices=("all", "heads", "top"), default="all",
                         help="every layer, heads only, or heads + the last GNN layer (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
