@@ -68,7 +68,7 @@ def run_target(key: str, args) -> dict:
     from gennape_protocol import FINETUNE_EPOCHS, column, lean_model, load_family, predict
     from torch_geometric.data import Batch
 
-    from predictors.finetuning import CV_EPOCHS, FOLDS
+    from predictors.finetuning import CV_EPOCHS, cv_folds
     from predictors.metrics import srcc
 
     torch.set_num_threads(1)
@@ -81,7 +81,7 @@ def run_target(key: str, args) -> dict:
         train, test = dataset[order[:args.shots]], dataset[order[args.shots:]]
         labels = torch.from_numpy(column(train, "y")).float()
         batch_of = lambda idx, train=train: Batch.from_data_list([train[int(i)] for i in idx])  # noqa: E731
-        folds = np.array_split(np.random.default_rng(0).permutation(args.shots), min(FOLDS, args.shots))  # as finetuning
+        folds = cv_folds(args.shots, 0)  # as Predictor.finetune (seed 0)
         out_of_fold = {}
         for fold in folds:
             rest, held = np.setdiff1d(np.arange(args.shots), fold), batch_of(fold)

@@ -129,9 +129,9 @@ def lean_model(checkpoint: str | None, hparams: dict | None = None):
     return model
 
 
-def finetune_like_users(model, train, query, trainable: str, epochs: int) -> tuple[np.ndarray, int]:
+def finetune_like_users(model, train, query, trainable: str, epochs: int) -> np.ndarray:
     """Predictions on ``query`` after ``Predictor.finetune``'s training on ``train`` (``epochs`` epochs;
-    its cross-validation only calibrates), and that length."""
+    its cross-validation only calibrates the uncertainty, so it is skipped here)."""
     from torch_geometric.data import Batch
 
     from predictors.finetuning import default_lr, finetune_model
@@ -139,7 +139,7 @@ def finetune_like_users(model, train, query, trainable: str, epochs: int) -> tup
     labels = torch.from_numpy(column(train, "y")).float()
     tuned, _, _ = finetune_model(model, lambda idx: Batch.from_data_list([train[int(i)] for i in idx]), labels,
                                  epochs, trainable, default_lr(trainable), 0, cross_validated=False)
-    return predict(tuned, query), epochs
+    return predict(tuned, query)
 
 
 def finetune(module_factory, train, epochs: int, seed: int):
@@ -180,7 +180,7 @@ def main() -> None:
     pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
     pretrained_lean, scratch_lean = lean_model(args.checkpoint, hp), lean_model(None, hp)
-    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {}, "finetune_epochs": {},
+    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {}, "finetune_epochs": None,
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
     keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
     datasets, zero_shot, constant = {}, {}, {}
@@ -217,6 +217,7 @@ def main() -> None:
 
     epochs = 10 if args.quick else args.epochs
     finetune_epochs = 10 if args.quick else args.finetune_epochs
+    results["finetune_epochs"] = finetune_epochs
     for key in FEW_SHOT_KEYS:
         if key not in datasets:
             continue
@@ -232,10 +233,9 @@ def main() -> None:
                 "scratch, fine-tuning loop": [], "random_forest": []}
         blend = blended_few_shot(*zero_shot[key], column(dataset, "y"), order[:args.shots].numpy(), order[args.shots:].numpy(),
                                  constant[key])
-        tuned, chosen = finetune_like_users(pretrained_lean, train, test, "all", finetune_epochs)
-        top, chosen_top = finetune_like_users(pretrained_lean, train, test, "top", finetune_epochs)
-        scratch_loop, chosen_scratch = finetune_like_users(scratch_lean, train, test, "all", finetune_epochs)
-        results["finetune_epochs"][key] = {"all": chosen, "top": chosen_top, "scratch": chosen_scratch}
+        tuned = finetune_like_users(pretrained_lean, train, test, "all", finetune_epochs)
+        top = finetune_like_users(pretrained_lean, train, test, "top", finetune_epochs)
+        scratch_loop = finetune_like_users(scratch_lean, train, test, "all", finetune_epochs)
         deterministic = {"blended": blend, "finetuned": tuned, "blended + finetuned": (blend + tuned) / 2,  # label scale
                          "finetuned, top layer": top, "scratch, fine-tuning loop": scratch_loop}
         for name, pred in deterministic.items():  # full-batch and dropout-free: the same every seed
@@ -260,11 +260,10 @@ def main() -> None:
             everything = np.arange(len(dataset))
             row = {"blended": all_metrics(blended_few_shot(*zero_shot["nb201/cifar10"], true, order[:size].numpy(), everything,
                                                                constant["nb201/cifar10"]), true)}
-            tuned, results["finetune_epochs"][f"in-space {size}"] = finetune_like_users(pretrained_lean, train, dataset, "all",
-                                                                                         finetune_epochs)
+            tuned = finetune_like_users(pretrained_lean, train, dataset, "all", finetune_epochs)
             row["pretrained"] = all_metrics(tuned, true)
             row["scratch, fine-tuning loop"] = all_metrics(finetune_like_users(scratch_lean, train, dataset, "all",
-                                                                               finetune_epochs)[0], true)
+                                                                               finetune_epochs), true)
             module = finetune(lambda: PredictorModule(**{**hp, "init_from": None, "contrastive_weight": 0.0, "cluster_epoch": None}),
                               train, args.epochs, 0)
             row["scratch"] = all_metrics(predict(module.model, dataset), true)

@@ -54,15 +54,15 @@ def run_target(key: str, args) -> dict:
         support, query = order[:args.shots], order[args.shots:]
         train, test = dataset[support], dataset[query]
         true = y[query.numpy()]
-        tuned, epochs = finetune_like_users(pretrained, train, test, "all", FINETUNE_EPOCHS)
+        tuned = finetune_like_users(pretrained, train, test, "all", FINETUNE_EPOCHS)
         blend = blended_few_shot(zero_shot, embedding, y, support.numpy(), query.numpy(), constant)
-        from_scratch, _ = finetune_like_users(scratch, train, test, "all", FINETUNE_EPOCHS)
+        from_scratch = finetune_like_users(scratch, train, test, "all", FINETUNE_EPOCHS)
         forest = random_forest_baseline(key.split("/")[0], [records[int(d.index)].arch for d in train], column(train, "y"),
                                         [records[int(d.index)].arch for d in test], seed=0)
         scores = {"finetuned": tuned, "blended": blend, "blended + finetuned": (blend + tuned) / 2,
                   "params": params[query.numpy()], "FLOPs": macs[query.numpy()],
                   "scratch, fine-tuning loop": from_scratch, "random forest": forest}
-        draws.append({"draw": draw, "finetune_epochs": epochs, "zero-shot on the rest": srcc(zero_shot[query.numpy()], true),
+        draws.append({"draw": draw, "zero-shot on the rest": srcc(zero_shot[query.numpy()], true),
                       **{name: srcc(pred, true) for name, pred in scores.items()}})
         print(f"{key} draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items() if isinstance(v, float)),
               flush=True)
@@ -84,12 +84,12 @@ def write_results(results: list[dict], args) -> None:
             values = np.array([d[name] for d in result["draws"]])
             cells.append(f"{values.mean():.3f} +- {values.std():.3f} [{values.min():.3f}, {values.max():.3f}]")
         lines.append(f"| {result['key']} | {bar} ({gennape}) | " + " | ".join(cells) + " |")
-    lines += ["", "Per draw (fine-tuning epochs in brackets):", "",
+    lines += ["", "Per draw:", "",
               "| target | draw | zero-shot on the rest | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
     for result in results:
         for d in result["draws"]:
-            lines.append(f"| {result['key']} | {d['draw']} | {d['zero-shot on the rest']:.3f} | {d['finetuned']:.3f} "
-                         f"({d['finetune_epochs']}) | " + " | ".join(f"{d[m]:.3f}" for m in METHODS[1:]) + " |")
+            lines.append(f"| {result['key']} | {d['draw']} | {d['zero-shot on the rest']:.3f} | "
+                         + " | ".join(f"{d[m]:.3f}" for m in METHODS) + " |")
     (RESULTS / "shot_draws.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "shot_draws.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
     _plot(results)

@@ -98,6 +98,11 @@ def _match_scale(model, batch, y: torch.Tensor) -> None:
     transform.std.mul_(slope)
 
 
+def cv_folds(n: int, seed: int) -> list[np.ndarray]:
+    """The folds of :func:`cross_validate` (also used by ``experiments/finetune_selection.py``)."""
+    return np.array_split(np.random.default_rng(seed).permutation(n), min(FOLDS, n))
+
+
 def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int):
     """5-fold cross-validation of fine-tuning ``model`` on labels ``y``; ``batch_of(indices)`` batches
     those networks. Each fold's model never sees its held-out networks. It gives the out-of-fold
@@ -111,8 +116,7 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     n = len(y)
     checkpoints = sorted({0, *[e for e in CV_EPOCHS if e < epochs], epochs})
     outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
-    folds = np.array_split(np.random.default_rng(seed).permutation(n), min(FOLDS, n))
-    for fold in folds:
+    for fold in cv_folds(n, seed):
         held_out = batch_of(fold)
 
         def record(epoch, model, fold=fold, held_out=held_out):
@@ -150,6 +154,8 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
         raise ValueError(f"{len(graphs)} networks but {len(labels)} labels")
     if len(graphs) < 5:
         raise ValueError(f"fine-tuning needs at least 5 labelled networks, got {len(graphs)}")
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
     y = torch.as_tensor(labels, dtype=torch.float32)
     model, scores, outputs = finetune_model(base.model, lambda idx: collate([graphs[i] for i in idx]), y, epochs,
                                             trainable, lr, seed, cross_validated=recalibrate, progress=progress)
