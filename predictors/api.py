@@ -236,9 +236,10 @@ class Predictor:
 
         The label transform is refitted on the family's labels (AIO-P's z-scoring with target
         samples); it trains ``epochs`` epochs of minibatches of 64 (no length is picked from the
-        labels: ``experiments/results/finetune_selection*.md``); ``trainable`` is ``all`` (every layer, at ``lr`` 2e-3 by default), ``heads`` or ``top``
-        (heads + the last GNN layer; ``lr`` 1e-2 by default). On NB-201 with 50 labels from the ``nb101``
-        checkpoint every layer reached SRCC 0.897 on the rest (mean of 5 draws), the top layer 0.845 (one draw). Uncertainty is
+        labels: ``experiments/results/finetune_selection*.md``); ``trainable`` is ``all`` (every
+        layer, at ``lr`` 2e-3 by default), ``heads`` or ``top`` (heads + the last GNN layer; ``lr``
+        1e-2 by default). On NB-201 with 50 labels from the ``nb101`` checkpoint every layer reached
+        SRCC 0.897 on the rest (mean of 5 draws), the top layer 0.845 (one draw). Uncertainty is
         recalibrated on 5-fold cross-validated residuals (``recalibrate=False`` keeps the base
         calibration and fits once: for search loops that refit often), and the family's embeddings
         join the in-distribution reference set.
