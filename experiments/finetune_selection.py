@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
 TARGETS = ("nb201/cifar10", "nb301/cifar10")
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
-RULES = ("pooled, lengths (Predictor.finetune)", "per fold, lengths", "pooled, lengths x alpha",
-         "per fold, lengths x alpha", "always the longest", "best length on the rest (oracle)")
+RULES = ("pooled, lengths (Predictor.finetune until session 10)", "per fold, lengths", "pooled, lengths x alpha",
+         "per fold, lengths x alpha", "always the longest (Predictor.finetune now)", "best length on the rest (oracle)")
 
 
 def interpolate(start, tuned, alpha: float):
