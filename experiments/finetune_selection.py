@@ -6,9 +6,9 @@ them and on the held-out rest, with weight-space interpolation towards the pretr
 ``Predictor.finetune`` used to pick the training length (0 = the pretrained ranking, up to 200 epochs) by
 the SRCC of 5-fold out-of-fold predictions pooled over the 50 labels (the first rule below); these
 results are why it now trains the full length (the fifth). On one of ``shot_draws.py``'s five
-NB-201 draws it keeps the pretrained ranking (0.805 on the rest, where 200 epochs reach 0.88). For the
-same draws, folds and loop, this script reports per length:
-- pooled out-of-fold SRCC (what ``Predictor.finetune`` maximises) and the mean of the per-fold SRCCs
+NB-201 draws that rule kept the pretrained ranking (0.805 on the rest, where 200 epochs reach 0.88).
+For the same draws, folds and loop, this script reports per length:
+- pooled out-of-fold SRCC (what that rule maximised) and the mean of the per-fold SRCCs
   (pooling mixes five fold models, whose offsets could favour the single pretrained model);
 - the held-out SRCC of that length trained on all labels;
 - the same for the weights interpolated between pretrained and fine-tuned (WiSE-FT, Wortsman et al.
@@ -68,13 +68,13 @@ def run_target(key: str, args) -> dict:
     from gennape_protocol import FINETUNE_EPOCHS, column, lean_model, load_family, predict
     from torch_geometric.data import Batch
 
-    from predictors.finetuning import CV_EPOCHS, cv_folds
+    from predictors.finetuning import cv_folds, cv_lengths
     from predictors.metrics import srcc
 
     torch.set_num_threads(1)
     dataset = load_family(key)
     pretrained, y = lean_model(args.checkpoint), column(dataset, "y")
-    lengths = sorted({*[e for e in CV_EPOCHS if e < FINETUNE_EPOCHS], FINETUNE_EPOCHS})
+    lengths = cv_lengths(FINETUNE_EPOCHS)[1:]  # 0 is scored once, before training
     draws = []
     for draw in range(args.draws):
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(draw))  # as shot_draws.py

@@ -180,7 +180,7 @@ def main() -> None:
     pretrained = from_pretrained_module(args.checkpoint)
     hp = dict(pretrained.hparams)
     pretrained_lean, scratch_lean = lean_model(args.checkpoint, hp), lean_model(None, hp)
-    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {}, "finetune_epochs": None,
+    results = {"checkpoint": str(args.checkpoint), "zero_shot": {}, "few_shot": {}, "in_space": {},
                "command": " ".join(["python experiments/gennape_protocol.py", *sys.argv[1:]])}
     keys = args.keys or (ZERO_SHOT_KEYS[:3] if args.quick else ZERO_SHOT_KEYS)
     datasets, zero_shot, constant = {}, {}, {}

@@ -98,6 +98,12 @@ def _match_scale(model, batch, y: torch.Tensor) -> None:
     transform.std.mul_(slope)
 
 
+def cv_lengths(epochs: int) -> list[int]:
+    """The training lengths :func:`cross_validate` scores: 0 (the pretrained ranking), the
+    :data:`CV_EPOCHS` below ``epochs``, and ``epochs``."""
+    return sorted({0, *[e for e in CV_EPOCHS if e < epochs], epochs})
+
+
 def cv_folds(n: int, seed: int) -> list[np.ndarray]:
     """The folds of :func:`cross_validate` (also used by ``experiments/finetune_selection.py``)."""
     return np.array_split(np.random.default_rng(seed).permutation(n), min(FOLDS, n))
@@ -114,7 +120,7 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     score 0.884 instead of 0.805). Returns the SRCC of every checkpoint, and each checkpoint's
     out-of-fold ``score``, ``residual`` and ``spread``."""
     n = len(y)
-    checkpoints = sorted({0, *[e for e in CV_EPOCHS if e < epochs], epochs})
+    checkpoints = cv_lengths(epochs)
     outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
     for fold in cv_folds(n, seed):
         held_out = batch_of(fold)

@@ -70,7 +70,7 @@ def test_several_source_columns_earn_a_ridge_of_their_own():
     without it, and better than a blend given one more copy of the embedding ridge instead: the
     gain is the columns-only fit, not more weight on ridges."""
     try:
-        by_task = {t: {r.arch: r.targets[t] for r in registry.load_records("tnb_micro", target=t)} for t in TASKS}
+        by_task = {t: {r.arch: r.targets for r in registry.load_records("tnb_micro", target=t)} for t in TASKS}
     except MissingBenchmarkFile as err:
         pytest.skip(str(err))
     from scipy.stats import spearmanr
@@ -78,11 +78,11 @@ def test_several_source_columns_earn_a_ridge_of_their_own():
     from predictors.few_shot import FEW_SHOT_CANDIDATES, few_shot
 
     archs = sorted(set.intersection(*(set(labels) for labels in by_task.values())))
-    y = np.array([by_task["autoencoder"][a] for a in archs])
-    columns = np.array([[by_task[t][a] for t in TASKS if t != "autoencoder"] for a in archs])
+    target = by_task["autoencoder"]
+    y = np.array([target[a]["autoencoder"] for a in archs])
+    columns = np.array([[by_task[t][a][t] for t in TASKS if t != "autoencoder"] for a in archs])
     columns = (columns - columns.mean(0)) / columns.std(0)
-    records = {r.arch: r.targets for r in registry.load_records("tnb_micro", target="autoencoder")}
-    size = np.log([[records[a]["zc:flops"], records[a]["zc:params"]] for a in archs])  # the embedding's last two
+    size = np.log([[target[a]["zc:flops"], target[a]["zc:params"]] for a in archs])  # the embedding's last two
     controls = {"without": dict(FEW_SHOT_CANDIDATES),
                 "another ridge": {**FEW_SHOT_CANDIDATES, "copy": FEW_SHOT_CANDIDATES["ridge"]}}
     gains = {name: [] for name in controls}
