@@ -1,0 +1,199 @@
+"""The NASWOT proxy computed from each network's ONNX graph, beside the predictor (issue 5).
+
+    python experiments/zero_cost_ensemble.py [--checkpoint nb101] [--shots 50] [--draws 5] [--workers 2]
+
+:func:`predictors.zero_cost.naswot` scores every network of NB-201 (15,625) and NB-301 (725) from
+the ONNX graph the CG comes from (synthetic images, fresh weights; cached under
+``$CGPREDICT_CACHE/proxies``). Then, with no label of the target:
+- zero-shot: SRCC of parameters, FLOPs, NASWOT on CIFAR-10 as stored in the benchmark files (for
+  scale), our NASWOT, the predictor, the predictor with its size prior, and the mean percentile
+  rank of each of the last two with our NASWOT (:func:`predictors.zero_cost.rank_ensemble`);
+- ``--shots``-shot, on the draws of ``shot_draws.py``: the fine-tuned predictor, the blend of
+  :func:`predictors.few_shot.few_shot` with the zero-shot column alone and with NASWOT as a second
+  column, and each blend averaged with the fine-tuned predictor.
+Writes experiments/results/zero_cost_ensemble.md (+ .json, .png).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+RESULTS = ROOT / "experiments" / "results"
+FAMILIES = {"nb201/cifar10": "naswot", "nb301/cifar10": "zc:nwot"}  # the benchmark's own NASWOT column
+BARS = {"nb201/cifar10": 0.82, "nb201_no_none/cifar10": 0.88, "nb301/cifar10": 0.55}
+SHOT_BARS = {"nb201/cifar10": 0.93, "nb301/cifar10": 0.89}
+PROXY_VERSION = 1  # bump when predictors.zero_cost's score changes
+
+_SPACE = None
+
+
+def _init_worker(space: str) -> None:
+    global _SPACE
+    from bench_data.registry import get_space
+
+    torch.set_num_threads(1)
+    _SPACE = get_space(space)
+
+
+def _score(arch) -> float:
+    from predictors.zero_cost import ProxyError, naswot
+
+    try:
+        return naswot(_SPACE.to_onnx(arch))
+    except ProxyError:
+        return float("nan")
+
+
+def proxy_scores(space: str, archs: list, workers: int) -> np.ndarray:
+    """NASWOT of every architecture (order of ``archs``), cached per space."""
+    from tqdm import tqdm
+
+    from bench_data.datasets import cache_dir
+
+    path = cache_dir() / "proxies" / f"{space}-naswot-v{PROXY_VERSION}.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    missing = list(dict.fromkeys(a for a in archs if repr(a) not in cached))
+    if missing:
+        progress = dict(total=len(missing), desc=f"NASWOT of {space} networks", unit="net", mininterval=5.0)
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(space,)) as pool:
+            for arch, score in zip(missing, tqdm(pool.imap(_score, missing, chunksize=16), **progress)):
+                cached[repr(arch)] = score
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cached))
+    return np.array([cached[repr(a)] for a in archs], dtype=float)
+
+
+def zero_shot_rows(key: str, dataset, zero_shot, with_prior, proxy, constant) -> dict:
+    from gennape_protocol import column
+
+    from predictors.metrics import srcc
+    from predictors.zero_cost import rank_ensemble
+
+    records = [dataset.records[int(d.index)] for d in dataset]
+    stored = np.array([r.targets.get(FAMILIES[key.replace("nb201_no_none", "nb201")], np.nan) for r in records])
+    stored = np.where(np.isnan(stored), -np.inf, stored)  # NaN where the benchmark's own proxy failed: last
+    y = column(dataset, "y")
+    columns = {"params": column(dataset, "params"), "FLOPs": column(dataset, "macs"),
+               "NASWOT on CIFAR-10 (stored)": stored, "NASWOT, ours": proxy,
+               "predictor": zero_shot, "predictor + size prior": with_prior,
+               "predictor + NASWOT": rank_ensemble(zero_shot, proxy, constant),
+               "predictor + size prior + NASWOT": rank_ensemble(with_prior, proxy, constant)}
+    return {name: srcc(np.nan_to_num(values, nan=-np.inf), y) for name, values in columns.items()}
+
+
+def run_family(key: str, args) -> dict:
+    from gennape_protocol import (FINETUNE_EPOCHS, blended_few_shot, column, ensemble, finetune_like_users,
+                                  flops_predictor, lean_model, load_family, predict_and_embed)
+
+    from predictors.few_shot import few_shot
+    from predictors.metrics import srcc
+    from predictors.model import constant_output_mask
+
+    torch.set_num_threads(1)
+    dataset = load_family(key)
+    proxy = proxy_scores(key.split("/")[0], [dataset.records[int(d.index)].arch for d in dataset], args.workers)
+    model = lean_model(args.checkpoint)
+    zero_shot, embedding = predict_and_embed(model, dataset)
+    constant = constant_output_mask(dataset)
+    prior, _ = flops_predictor()
+    with_prior = ensemble(zero_shot, column(dataset, "macs"), prior, constant)
+    result = {"key": key, "zero_shot": {key: zero_shot_rows(key, dataset, zero_shot, with_prior, proxy, constant)}}
+    if key == "nb201/cifar10":
+        keep = np.array(["none" not in dataset.records[int(d.index)].arch for d in dataset])
+        subset = dataset[torch.from_numpy(np.flatnonzero(keep))]
+        result["zero_shot"]["nb201_no_none/cifar10"] = zero_shot_rows(
+            "nb201_no_none/cifar10", subset, zero_shot[keep], with_prior[keep], proxy[keep], constant[keep])
+    print(key, json.dumps(result["zero_shot"], indent=1), flush=True)
+
+    y = column(dataset, "y")
+    finite = np.isfinite(proxy)  # -inf: every image got the same code; NaN: NASWOT could not run
+    filled = np.where(finite, proxy, proxy[finite].min())
+    draws = []
+    for draw in range(args.draws):
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(draw))  # shot_draws.py's draws
+        support, query = order[:args.shots].numpy(), order[args.shots:].numpy()
+        tuned = finetune_like_users(model, dataset[torch.from_numpy(support)], dataset[torch.from_numpy(query)], "all",
+                                    FINETUNE_EPOCHS)
+        blend = blended_few_shot(zero_shot, embedding, y, support, query, constant)
+        columns = np.stack([zero_shot, filled], axis=1)
+        blend_proxy = few_shot(columns[support], embedding[support], y[support], columns[query], embedding[query],
+                               constant=(constant[support], constant[query]))[0]
+        scores = {"fine-tuned": tuned, "blended": blend, "blended with NASWOT": blend_proxy,
+                  "blended + fine-tuned": (blend + tuned) / 2, "blended with NASWOT + fine-tuned": (blend_proxy + tuned) / 2}
+        draws.append({"draw": draw, **{name: srcc(pred, y[query]) for name, pred in scores.items()}})
+        print(f"{key} draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items() if k != "draw"), flush=True)
+    result["draws"] = draws
+    return result
+
+
+def write_results(results: list[dict], args) -> None:
+    command = (f"python experiments/zero_cost_ensemble.py --checkpoint {args.checkpoint} --shots {args.shots} "
+               f"--draws {args.draws}")
+    zero_shot = {key: rows for result in results for key, rows in result["zero_shot"].items()}
+    names = list(next(iter(zero_shot.values())))
+    lines = ["# NASWOT from the ONNX graph, beside the predictor", "", f"Command: `{command}`  ",
+             f"Checkpoint `{args.checkpoint}`; NASWOT by `predictors.zero_cost.naswot` (batch of 32 synthetic images, "
+             "fresh He-normal weights, seed 0). SRCC against CIFAR-10 accuracy.", "",
+             "## Zero-shot (no label of the target)", "",
+             "| target | bar | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for key, rows in zero_shot.items():
+        lines.append(f"| {key} | {BARS[key]} | " + " | ".join(f"{rows[n]:.3f}" for n in names) + " |")
+    methods = [k for k in results[0]["draws"][0] if k != "draw"]
+    lines += ["", f"## {args.shots}-shot, mean +- std over {args.draws} draws (those of `shot_draws.py`)", "",
+              "| target | bar | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for result in results:
+        cells = []
+        for name in methods:
+            values = np.array([d[name] for d in result["draws"]])
+            cells.append(f"{values.mean():.3f} +- {values.std():.3f}")
+        lines.append(f"| {result['key']} | {SHOT_BARS[result['key']]} | " + " | ".join(cells) + " |")
+    lines += ["", "Per draw:", "", "| target | draw | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for result in results:
+        for d in result["draws"]:
+            lines.append(f"| {result['key']} | {d['draw']} | " + " | ".join(f"{d[m]:.3f}" for m in methods) + " |")
+    (RESULTS / "zero_cost_ensemble.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "zero_cost_ensemble.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    _plot(zero_shot)
+    print("\n".join(lines))
+
+
+def _plot(zero_shot: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(next(iter(zero_shot.values())))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(zero_shot)
+    for i, (key, rows) in enumerate(zero_shot.items()):
+        ax.bar(np.arange(len(names)) + i * width, [rows[n] for n in names], width, label=key)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("zero-shot SRCC")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "zero_cost_ensemble.png", dpi=130)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="nb101")
+    parser.add_argument("--shots", type=int, default=50)
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="processes computing NASWOT")
+    args = parser.parse_args()
+    results = [run_family(key, args) for key in FAMILIES]
+    write_results(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The NASWOT proxy computed from ONNX files (``predictors.zero_cost``) and ``predict --proxy``."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from bench_data import registry
+from bench_data.paths import MissingBenchmarkFile
+from predictors.metrics import srcc
+from predictors.zero_cost import ProxyError, ProxyWarning, naswot, rank_ensemble
+
+from .conftest import export
+from .test_cli_convert import run_predict
+from .test_predictor_api import _random_predictor
+from .zoo import build
+
+IMAGE_MODELS = ("resnet", "mobilenetv3", "mobilenetv2_silu", "inception", "vit", "unet")
+
+
+@pytest.mark.parametrize("mode", ["legacy_eval", "legacy_training", "dynamo"])
+def test_every_image_network_of_the_zoo_is_scored_from_any_exporter(zoo_export, mode):
+    scores, image_by_image = [], set()
+    for name in IMAGE_MODELS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProxyWarning)
+            scores.append(naswot(zoo_export(name, mode)))
+        if any(issubclass(w.category, ProxyWarning) for w in caught):
+            image_by_image.add(name)
+    assert all(np.isfinite(scores)), dict(zip(IMAGE_MODELS, scores))
+    assert len(set(np.round(scores, 6))) == len(scores)  # different networks, different codes
+    if mode == "legacy_eval":  # only the class token's fixed batch of 1 keeps the ViT from a batched run
+        assert image_by_image == {"vit"}
+
+
+def test_the_weights_in_the_file_are_never_read(tmp_path):
+    """A trained file and a weight-less one score alike: initialisation redraws every weight."""
+    model, example = build("resnet", seed=0)
+    other, _ = build("resnet", seed=1)  # same network, other weights and BN statistics
+    first, second = export(model, example, "legacy_eval"), export(other, example, "legacy_eval")
+    assert naswot(first) == pytest.approx(naswot(second), abs=1e-9)
+    path = tmp_path / "resnet.onnx"
+    onnx.save(first, path, save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin",
+              size_threshold=0)
+    (tmp_path / "weights.bin").unlink()
+    assert naswot(path) == pytest.approx(naswot(first), abs=1e-9)
+    assert naswot(first, seed=1) != pytest.approx(naswot(first), abs=1e-6)  # the seed is what draws them
+
+
+def test_networks_it_cannot_score_say_why(zoo_export):
+    with pytest.raises(ProxyError, match="image input"):
+        naswot(zoo_export("lstm"))  # a sequence input
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    with pytest.raises(ProxyError, match="activation"):
+        naswot(export(linear, torch.randn(1, 3, 8, 8), "legacy_eval"))
+
+
+@pytest.fixture(scope="module")
+def nb201_cells():
+    try:
+        records = registry.load_records("nb201", target="cifar10")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    # the 4,096 cells without `none` (where zero-cost proxies are usually compared)
+    cells = [r for r in records if "none" not in r.arch]
+    chosen = [cells[i] for i in np.random.default_rng(3).choice(len(cells), 80, replace=False)]
+    return [registry.get_space("nb201").to_onnx(r.arch) for r in chosen], chosen
+
+
+def test_it_follows_naswot_on_real_images_and_ranks_nb201(nb201_cells):
+    """The score on synthetic images tracks the benchmark's NASWOT on CIFAR-10 and the real accuracy."""
+    models, records = nb201_cells
+    ours = [naswot(m) for m in models]
+    stored = [r.targets["naswot"] for r in records]
+    accuracy = [r.targets["cifar10"] for r in records]
+    params = [r.stored_params for r in records]
+    assert srcc(ours, stored) > 0.55  # 0.74 over all 4,096; white-noise images: about 0.5
+    assert srcc(ours, accuracy) > 0.65  # 0.80 over all 4,096 (0.86 with real images)
+    # what the proxy adds to a size ranking: the two together rank better than size alone
+    assert srcc(rank_ensemble(params, ours), accuracy) > srcc(params, accuracy) + 0.03
+
+
+def test_rank_ensemble_keeps_unscored_and_constant_networks_in_place():
+    model = np.array([0.1, 0.2, 0.3, 0.4])
+    proxy = np.array([4.0, 3.0, np.nan, 1.0])
+    ranks = rank_ensemble(model, proxy, constant=[False, False, False, True])
+    assert ranks[2] == pytest.approx(0.75)  # no proxy: the model's percentile alone
+    assert ranks[3] == ranks.min() and ranks[3] < 0  # output ignores the input: last
+    assert ranks[0] == pytest.approx((0.25 + 1.0) / 2)  # percentiles of 4 and of the 3 scored
+
+
+def test_predict_proxy_adds_naswot_and_a_joint_rank(tmp_path, zoo_export):
+    checkpoint = tmp_path / "random.ckpt"
+    _random_predictor().save(checkpoint)
+    paths = []
+    for name in ("resnet", "mobilenetv3", "lstm"):
+        paths.append(tmp_path / f"{name}.onnx")
+        onnx.save(zoo_export(name), paths[-1])
+    result = run_predict(*paths, "--checkpoint", checkpoint, "--proxy", "--json")
+    assert result.returncode == 0, result.stderr  # a network without a proxy is still answered
+    rows = json.loads(result.stdout)
+    assert rows[0]["naswot"] == pytest.approx(naswot(paths[0]))
+    assert "naswot" not in rows[2] and "image input" in rows[2]["naswot_error"] and "accuracy" in rows[2]
+    expected = rank_ensemble([r["accuracy"] for r in rows], [rows[0]["naswot"], rows[1]["naswot"], np.nan])
+    assert [r["proxy_rank"] for r in rows] == pytest.approx(list(expected))
+    table = run_predict(*paths, "--checkpoint", checkpoint, "--proxy")
+    assert table.stdout.splitlines()[0].split()[3:5] == ["NASWOT", "rank"]
+    assert "NASWOT: needs one" in table.stdout
