@@ -82,11 +82,12 @@ def predict_and_embed(model, dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def blended_few_shot(zero_shot: np.ndarray, embedding: np.ndarray, y: np.ndarray, support: np.ndarray,
                      query: np.ndarray, constant: np.ndarray) -> np.ndarray:
-    """:func:`predictors.few_shot.few_shot` from one zero-shot column (``constant``: networks whose output
-    ignores the input)."""
+    """:func:`predictors.few_shot.few_shot` from one zero-shot column, or one per column of a 2-D
+    ``zero_shot`` (``constant``: networks whose output ignores the input)."""
     from predictors.few_shot import few_shot
 
-    return few_shot(zero_shot[support, None], embedding[support], y[support], zero_shot[query, None], embedding[query],
+    columns = zero_shot if zero_shot.ndim == 2 else zero_shot[:, None]
+    return few_shot(columns[support], embedding[support], y[support], columns[query], embedding[query],
                     constant=(constant[support], constant[query]))[0]
 
 

@@ -8,9 +8,10 @@ the ONNX graph the CG comes from (synthetic images, fresh weights; cached under
 - zero-shot: SRCC of parameters, FLOPs, NASWOT on CIFAR-10 as stored in the benchmark files (for
   scale), our NASWOT, the predictor, the predictor with its size prior, and the mean percentile
   rank of each of the last two with our NASWOT (:func:`predictors.zero_cost.rank_ensemble`);
-- ``--shots``-shot, on the draws of ``shot_draws.py``: the fine-tuned predictor, the blend of
-  :func:`predictors.few_shot.few_shot` with the zero-shot column alone and with NASWOT as a second
-  column, and each blend averaged with the fine-tuned predictor.
+- ``--shots``-shot, on the draws of ``shot_draws.py``: the fine-tuned predictor; the blend of
+  :func:`predictors.few_shot.few_shot` from the zero-shot column alone, with NASWOT as a second
+  column, and from the zero-shot ensemble instead; each blend averaged with the fine-tuned
+  predictor; and the fine-tuned predictor's ranks joined with the zero-shot ensemble's.
 Writes experiments/results/zero_cost_ensemble.md (+ .json, .png).
 """
 from __future__ import annotations
@@ -94,9 +95,9 @@ def run_family(key: str, args) -> dict:
     from gennape_protocol import (FINETUNE_EPOCHS, blended_few_shot, column, ensemble, finetune_like_users,
                                   flops_predictor, lean_model, load_family, predict_and_embed)
 
-    from predictors.few_shot import few_shot
     from predictors.metrics import srcc
     from predictors.model import constant_output_mask
+    from predictors.zero_cost import rank_ensemble
 
     torch.set_num_threads(1)
     dataset = load_family(key)
@@ -117,6 +118,7 @@ def run_family(key: str, args) -> dict:
     y = column(dataset, "y")
     finite = np.isfinite(proxy)  # -inf: every image got the same code; NaN: NASWOT could not run
     filled = np.where(finite, proxy, proxy[finite].min())
+    joint = rank_ensemble(with_prior, filled, constant)  # the zero-shot ensemble, label-free
     draws = []
     for draw in range(args.draws):
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(draw))  # shot_draws.py's draws
@@ -124,11 +126,18 @@ def run_family(key: str, args) -> dict:
         tuned = finetune_like_users(model, dataset[torch.from_numpy(support)], dataset[torch.from_numpy(query)], "all",
                                     FINETUNE_EPOCHS)
         blend = blended_few_shot(zero_shot, embedding, y, support, query, constant)
-        columns = np.stack([zero_shot, filled], axis=1)
-        blend_proxy = few_shot(columns[support], embedding[support], y[support], columns[query], embedding[query],
-                               constant=(constant[support], constant[query]))[0]
-        scores = {"fine-tuned": tuned, "blended": blend, "blended with NASWOT": blend_proxy,
-                  "blended + fine-tuned": (blend + tuned) / 2, "blended with NASWOT + fine-tuned": (blend_proxy + tuned) / 2}
+        # few_shot's zero-shot candidate averages its columns: NASWOT goes onto the predictor's scale first
+        # (z-scored on the support set, which is all a user would have)
+        scaled = (filled - filled[support].mean()) / filled[support].std()
+        scaled = scaled * zero_shot[support].std() + zero_shot[support].mean()
+        with_column = blended_few_shot(np.stack([zero_shot, scaled], 1), embedding, y, support, query, constant)
+        from_joint = blended_few_shot(joint, embedding, y, support, query, constant)
+        scores = {"fine-tuned": tuned, "blended": blend, "blended + fine-tuned": (blend + tuned) / 2,
+                  "blended, NASWOT as a 2nd column": with_column,
+                  "blended, NASWOT as a 2nd column + fine-tuned": (with_column + tuned) / 2,
+                  "blended from the zero-shot ensemble": from_joint,
+                  "blended from the zero-shot ensemble + fine-tuned": (from_joint + tuned) / 2,
+                  "fine-tuned, ranks joined with the zero-shot ensemble": rank_ensemble(tuned, joint[query])}
         draws.append({"draw": draw, **{name: srcc(pred, y[query]) for name, pred in scores.items()}})
         print(f"{key} draw {draw}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items() if k != "draw"), flush=True)
     result["draws"] = draws
