@@ -91,8 +91,8 @@ What the numbers mean:
             Learnt from HELP's NB-201, FBNet and OFA-MobileNetV3 networks: for an OOD network it
             is an extrapolation, kept within the range that device's measurements span.
   NASWOT    with --proxy: the NASWOT zero-cost proxy (Mellor et al. 2021) of the network at a fresh
-            initialisation on synthetic images, one forward pass through onnxruntime (0.1-1 s per
-            network); higher is better. JSON: "naswot", or "naswot_error" when it cannot run;
+            initialisation on synthetic images, one forward pass through onnxruntime (under a
+            second for a CIFAR-sized network, about 7 s for a ResNet-50 at 224 x 224); higher is better. JSON: "naswot", or "naswot_error" when it cannot run;
             "naswot_note" when the export fixes the batch size to 1 and it ran image by image.
   rank      with --proxy and several files: the mean of the network's percentile ranks among the
             files by accuracy and by NASWOT (1 = best of them). On NAS-Bench-201 it ranks better

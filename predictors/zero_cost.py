@@ -72,8 +72,7 @@ def naswot(model: onnx.ModelProto | str | Path, batch: int = 32, seed: int = 0) 
         break
     kernel = np.zeros((batch, batch))
     for layer in range(len(codes)):
-        code = np.concatenate([run[layer].reshape(run_batch, -1) for run in runs]) > 0
-        code = code.astype(np.float64)
+        code = np.concatenate([run[layer].reshape(run_batch, -1) for run in runs]).astype(np.float64)
         kernel += code @ code.T + (1 - code) @ (1 - code).T
     return float(np.linalg.slogdet(kernel)[1])
 
@@ -149,7 +148,11 @@ def _initialised_copy(model: onnx.ModelProto, batch: int, seed: int):
     if not codes:
         raise ProxyError("has no ReLU-like activation to read codes from")
     initializers.append(numpy_helper.from_array(np.array(_EPS, np.float32), "naswot__eps"))
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in codes]
+    initializers.append(numpy_helper.from_array(np.array(0.0, np.float32), "naswot__zero"))
+    # the graph returns the codes themselves (booleans: a quarter of the activations' memory)
+    nodes += [helper.make_node("Greater", [name, "naswot__zero"], [f"{name}__on"]) for name in codes]
+    codes = [f"{name}__on" for name in codes]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.BOOL, None) for name in codes]
     image = helper.make_tensor_value_info(inputs[0].name, TensorProto.FLOAT, shape)
     # value_info is dropped: it records the exported batch size.
     rewritten = helper.make_graph(nodes, graph.name, [image], outputs, initializers)
