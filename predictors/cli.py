@@ -92,11 +92,13 @@ What the numbers mean:
             is an extrapolation, kept within the range that device's measurements span.
   NASWOT    with --proxy: the NASWOT zero-cost proxy (Mellor et al. 2021) of the network at a fresh
             initialisation on synthetic images, one forward pass through onnxruntime (under a
-            second for a CIFAR-sized network, about 7 s for a ResNet-50 at 224 x 224); higher is better. JSON: "naswot", or "naswot_error" when it cannot run;
-            "naswot_note" when the export fixes the batch size to 1 and it ran image by image.
+            second for a CIFAR-sized network, about 7 s for a ResNet-50 at 224 x 224); higher is
+            better. JSON: "naswot" (null when it cannot run), "naswot_note" saying why, or that
+            it ran image by image (an export that fixes the batch size to 1).
   rank      with --proxy and several files: the mean of the network's percentile ranks among the
             files by accuracy and by NASWOT (1 = best of them). On NAS-Bench-201 it ranks better
-            than either alone (experiments/results/zero_cost_ensemble.md). JSON: "proxy_rank".
+            than either alone; on NB-301 it does not beat NASWOT alone
+            (experiments/results/zero_cost_ensemble.md). JSON: "proxy_rank".
 
 Subcommands: `predict convert --help` (ONNX -> computation graph), `predict finetune --help`."""
 
@@ -181,29 +183,23 @@ def predict(argv: list[str]) -> int:
 def _proxy_columns(paths, predictions) -> dict[int, dict]:
     """Per answered input: its NASWOT (or why it has none) and, with several inputs, its rank by
     accuracy and NASWOT together."""
-    import warnings
+    import math
 
-    import numpy as np
+    from predictors.zero_cost import naswot_scores, rank_ensemble
 
-    from predictors.zero_cost import ProxyError, ProxyWarning, naswot, rank_ensemble
-
-    columns, scores = {}, {}
-    for i in predictions:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ProxyWarning)
-                scores[i] = naswot(paths[i])
-            columns[i] = {"naswot": scores[i]}
-            if caught:
-                columns[i]["naswot_note"] = f"NASWOT {caught[0].message}"
-        except ProxyError as err:
-            scores[i] = float("nan")
-            columns[i] = {"naswot_error": f"NASWOT: {err}"}
-    if len(predictions) > 1:
-        order = list(predictions)
-        ranks = rank_ensemble([predictions[i].accuracy for i in order], [scores[i] for i in order],
+    order = list(predictions)
+    scores, notes = naswot_scores([paths[i] for i in order])
+    columns = {}
+    for position, (i, score) in enumerate(zip(order, scores)):
+        columns[i] = {"naswot": float(score) if math.isfinite(score) else None}  # JSON has no -inf
+        if score == -math.inf:
+            notes.setdefault(position, "NASWOT -inf: every image got the same codes")
+        if position in notes:
+            columns[i]["naswot_note"] = notes[position]
+    if len(order) > 1:
+        ranks = rank_ensemble([predictions[i].accuracy for i in order], scores,
                               [predictions[i].constant_output for i in order])
-        for i, rank in zip(order, np.maximum(ranks, 0.0)):  # constant outputs: 0, last
+        for i, rank in zip(order, ranks):
             columns[i]["proxy_rank"] = float(rank)
     return columns
 
@@ -229,12 +225,12 @@ def _print_table(paths, predictions, errors, predictor, devices, proxies=None) -
         notes += [f"{p.folded_nodes} nodes folded (x*0 or unused)"] * bool(p.folded_nodes)
         notes += ["output ignores the input: chance level"] * p.constant_output
         proxy = proxies.get(i, {})
-        notes += [proxy[key] for key in ("naswot_error", "naswot_note") if key in proxy]
+        notes += [proxy["naswot_note"]] if "naswot_note" in proxy else []
         note = "; ".join(notes)
         accuracy = f"{p.accuracy:6.2f} +- {p.std:5.2f}"
         latency = "".join(f"  {p.latency_ms[d]:>{max(10, len(d) + 3)}.3f}" for d in devices)
         if proxies:
-            latency += f"  {proxy['naswot']:>8.2f}" if "naswot" in proxy else f"  {'-':>8}"
+            latency += f"  {proxy['naswot']:>8.2f}" if proxy.get("naswot") is not None else f"  {'-':>8}"
             latency += f"  {proxy['proxy_rank']:>5.2f}" if "proxy_rank" in proxy else f"  {'-':>5}"
         print(f"{str(path):<{width}}  {p.score:7.3f}  {accuracy:>15}{latency}  {format_si(p.flops):>9}  "
               f"{format_si(p.params):>9}  {note}")
