@@ -92,7 +92,7 @@ What the numbers mean:
             is an extrapolation, kept within the range that device's measurements span.
   NASWOT    with --proxy: the NASWOT zero-cost proxy (Mellor et al. 2021) of the network at a fresh
             initialisation on synthetic images, one forward pass through onnxruntime (under a
-            second for a CIFAR-sized network, about 7 s for a ResNet-50 at 224 x 224); higher is
+            second for a CIFAR-sized network, about 6 s for a ResNet-50 at 224 x 224); higher is
             better. JSON: "naswot" (null when it cannot run), "naswot_note" saying why, or that
             it ran image by image (an export that fixes the batch size to 1).
   rank      with --proxy and several files: the mean of the network's percentile ranks among the

@@ -48,6 +48,10 @@ def main() -> None:
         seconds = np.mean([best_of(3, lambda m=m: naswot(m)) for m in protos])
         lines.append(f"| {name} | {seconds:.3f} |")
         print(lines[-1], flush=True)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
+    lines += ["", f"Peak resident memory of the whole run (the ResNet-50 dominates): {peak:.1f} GiB."]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
