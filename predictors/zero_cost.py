@@ -180,8 +180,12 @@ def _initialised_copy(model: onnx.ModelProto, seed: int):
         raise ProxyError(f"needs one float image input (N, C, H, W), got {image.name} of shape {shape}")
 
     roles = _roles(graph)
-    rng = np.random.default_rng(seed)
-    initializers = [_initial_value(t, roles.get(t.name), rng) for t in graph.initializer]
+    # weights drawn in the order the graph uses them, not the order the file lists them: exports of
+    # one network that list them differently (eval and training mode) draw the same weights
+    rng, dims = np.random.default_rng(seed), {t.name: tuple(t.dims) for t in graph.initializer}
+    drawn = {name: rng.standard_normal(dims[name]) * np.sqrt(2.0 / max(role, 1))
+             for name, role in roles.items() if isinstance(role, int)}
+    initializers = [_initial_value(t, roles.get(t.name), drawn.get(t.name)) for t in graph.initializer]
     # ReduceMean takes its axes as an attribute up to opset 17 and as an input from opset 18.
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     constants = {"naswot__eps": np.array(_EPS, np.float32), "naswot__zero": np.array(0.0, np.float32),
@@ -245,16 +249,16 @@ def _roles(graph) -> dict[str, int | str]:
     return roles
 
 
-def _initial_value(tensor: TensorProto, role: int | str | None, rng: np.random.Generator) -> TensorProto:
-    """A weight redrawn, a scale set to one, a bias to zero; any other constant kept, or zero where
-    its bytes are not in the file (the parser never needs them)."""
+def _initial_value(tensor: TensorProto, role: int | str | None, weight: np.ndarray | None) -> TensorProto:
+    """A weight replaced by its new draw, a scale set to one, a bias to zero; any other constant kept,
+    or zero where its bytes are not in the file (the parser never needs them)."""
     shape = tuple(tensor.dims)
     if tensor.data_type != TensorProto.FLOAT:
         if tensor.data_location == TensorProto.EXTERNAL:
             raise ProxyError(f"needs the data of its constant {tensor.name} (kept in an external file that is absent)")
         return tensor
-    if isinstance(role, int):
-        value = rng.standard_normal(shape) * np.sqrt(2.0 / max(role, 1))
+    if weight is not None:
+        value = weight
     elif role == "scale":
         value = np.ones(shape)
     elif role == "bias" or tensor.data_location == TensorProto.EXTERNAL:

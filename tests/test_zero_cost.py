@@ -37,6 +37,13 @@ def test_every_image_network_of_the_zoo_is_scored_from_any_exporter(zoo_export, 
         assert image_by_image == {"vit"}
 
 
+@pytest.mark.parametrize("name", ["resnet", "mobilenetv3", "inception"])
+def test_eval_and_training_exports_of_one_network_score_alike(zoo_export, name):
+    """BatchNorm folded into the conv (eval) or kept (training), weights listed in another order:
+    the same network at the same initialisation."""
+    assert naswot(zoo_export(name, "legacy_training")) == pytest.approx(naswot(zoo_export(name, "legacy_eval")), abs=1e-6)
+
+
 def _saved_with_external_data(model: onnx.ModelProto, path):
     copy = onnx.ModelProto()
     copy.CopyFrom(model)  # onnx.save moves the tensors of the proto it is given out to the file
