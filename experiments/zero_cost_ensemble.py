@@ -46,12 +46,9 @@ def _init_worker(space: str) -> None:
 
 
 def _score(arch) -> float:
-    from predictors.zero_cost import ProxyError, naswot
+    from predictors.zero_cost import naswot_scores
 
-    try:
-        return naswot(_SPACE.to_onnx(arch))
-    except ProxyError:
-        return float("nan")
+    return float(naswot_scores([_SPACE.to_onnx(arch)])[0][0])  # NaN where it cannot run
 
 
 def proxy_scores(space: str, archs: list, workers: int) -> np.ndarray:
@@ -80,8 +77,8 @@ def zero_shot_rows(key: str, dataset, zero_shot, with_prior, proxy, constant) ->
     from predictors.zero_cost import rank_ensemble
 
     records = [dataset.records[int(d.index)] for d in dataset]
+    # NaN where the benchmark's own proxy failed: ranked last below, as our NaNs are
     stored = np.array([r.targets.get(FAMILIES[key.replace("nb201_no_none", "nb201")], np.nan) for r in records])
-    stored = np.where(np.isnan(stored), -np.inf, stored)  # NaN where the benchmark's own proxy failed: last
     y = column(dataset, "y")
     columns = {"params": column(dataset, "params"), "FLOPs": column(dataset, "macs"),
                "NASWOT on CIFAR-10 (stored)": stored, "NASWOT, ours": proxy,

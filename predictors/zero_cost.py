@@ -89,7 +89,7 @@ def rank_ensemble(scores, proxy, constant=None) -> np.ndarray:
     from scipy.stats import rankdata
 
     scores, proxy = np.asarray(scores, float), np.asarray(proxy, float)
-    by_model = rankdata(scores) / max(len(scores), 1)
+    by_model = rankdata(scores) / len(scores)
     scored = ~np.isnan(proxy)
     by_proxy = np.zeros(len(proxy))
     if scored.any():
@@ -197,8 +197,8 @@ def _initialised_copy(model: onnx.ModelProto, seed: int):
         reads_image = any(name in from_image for name in node.input)
         if reads_image:
             from_image.update(node.output)
-        if node.op_type in ACTIVATIONS and reads_image and node.input[0] in from_image \
-                and node.input[0] != image.name and node.input[0] not in codes:
+        if node.op_type in ACTIVATIONS and node.input[0] in from_image and node.input[0] != image.name \
+                and node.input[0] not in codes:
             codes.append(node.input[0])
         if node.op_type == "BatchNormalization":
             nodes += _batch_statistics(node.input[0], node.output[0], opset >= 18)
