@@ -63,3 +63,16 @@ def experiment_script():
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def nb201_cifar10_records():
+    """NB-201's 15,625 labelled records (CIFAR-10), read once per session; the test skips, saying
+    which file is missing, where the benchmark data is absent."""
+    from bench_data import registry
+    from bench_data.paths import MissingBenchmarkFile
+
+    try:
+        return registry.load_records("nb201", target="cifar10")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))

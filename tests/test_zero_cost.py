@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from bench_data import registry
-from bench_data.paths import MissingBenchmarkFile
 from predictors.metrics import srcc
 from predictors.zero_cost import ProxyError, ProxyWarning, naswot, rank_ensemble
 
@@ -117,13 +116,9 @@ def test_a_network_that_ignores_its_input_scores_minus_infinity():
 
 
 @pytest.fixture(scope="module")
-def nb201_cells():
-    try:
-        records = registry.load_records("nb201", target="cifar10")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
+def nb201_cells(nb201_cifar10_records):
     # the 4,096 cells without `none` (where zero-cost proxies are usually compared)
-    cells = [r for r in records if "none" not in r.arch]
+    cells = [r for r in nb201_cifar10_records if "none" not in r.arch]
     chosen = [cells[i] for i in np.random.default_rng(3).choice(len(cells), 80, replace=False)]
     return [registry.get_space("nb201").to_onnx(r.arch) for r in chosen], chosen
 
