@@ -103,6 +103,13 @@ def test_normalisation_of_any_rank_and_activations_off_the_image_path(mode):
     assert np.isfinite(naswot(export(model, torch.randn(2, 3, 8, 8), mode)))  # BatchNorm1d trains on 2+
 
 
+@pytest.mark.parametrize("activation", [torch.nn.Mish, torch.nn.Softplus, torch.nn.CELU])
+def test_smooth_activations_give_codes(activation):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), activation(), torch.nn.Conv2d(8, 8, 3), activation()).eval()
+    for mode in ("legacy_eval", "dynamo"):
+        assert np.isfinite(naswot(export(model, torch.randn(1, 3, 8, 8), mode)))
+
+
 def test_a_network_that_ignores_its_input_scores_minus_infinity():
     class Constant(torch.nn.Module):
         def __init__(self):
