@@ -66,13 +66,13 @@ def experiment_script():
 
 
 @pytest.fixture(scope="session")
-def nb201_cifar10_records():
-    """NB-201's 15,625 labelled records (CIFAR-10), read once per session; the test skips, saying
-    which file is missing, where the benchmark data is absent."""
+def nb201_records():
+    """NB-201's 15,625 records (CIFAR-10/100, ImageNet16 and HELP latency labels), read once per
+    session; the test skips, saying which file is missing, where the benchmark data is absent."""
     from bench_data import registry
     from bench_data.paths import MissingBenchmarkFile
 
     try:
-        return registry.load_records("nb201", target="cifar10")
+        return registry.load_records("nb201")
     except MissingBenchmarkFile as err:
         pytest.skip(str(err))

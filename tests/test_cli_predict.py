@@ -9,7 +9,6 @@ import onnx
 import pytest
 
 from bench_data import registry
-from bench_data.paths import MissingBenchmarkFile
 from predictors.api import Predictor, available_checkpoints
 
 from .test_cli_convert import run_predict
@@ -76,16 +75,13 @@ def test_shipped_checkpoints_load_and_describe_themselves():
 
 @pytest.mark.slow
 @pytest.mark.skipif("nb101" not in available_checkpoints(), reason="the nb101 checkpoint is not shipped")
-def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path):
+def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path, nb201_records):
     """The shipped NB-101 checkpoint meets NB-201 networks (ONNX files) with their real CIFAR-10 labels:
     fine-tune on 100 through the CLI, predict 100 others with the new checkpoint: the ranking improves
     and the predictions move to the family's label scale."""
     from predictors.metrics import srcc
 
-    try:
-        records = registry.load_records("nb201", target="cifar10")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
+    records = nb201_records
     space = registry.get_space("nb201")
     rng = np.random.default_rng(0)
     chosen = [records[i] for i in rng.choice(len(records), 200, replace=False)]

@@ -250,16 +250,12 @@ def test_inputs_far_outside_the_measured_networks_stay_in_the_measured_range(hel
     assert np.all(extreme >= low / 2 * 0.999) and np.all(extreme <= high * 2 * 1.001)
 
 
-def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise(experiment_script):
+def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise(experiment_script, nb201_records):
     """experiments/latency_noise.py: every NB-201 cell with k `none` edges has k twins (one `none` made
     `skip_connect`), each differing in exactly that edge; on pixel3 the twins' latencies scatter far
     more than on a GPU at batch 256, which is what caps +-10 % there."""
     noise = experiment_script("latency_noise")
-    try:
-        records = registry.load_records("nb201")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
-    archs = [r.arch for r in records]
+    archs = [r.arch for r in nb201_records]
     pairs = noise.twin_pairs(archs)
     assert len(pairs) == sum(a.count("none") for a in archs)
     for i, j in pairs[::997]:
@@ -268,6 +264,6 @@ def test_twin_cells_differ_in_one_edge_and_bound_the_phone_noise(experiment_scri
         assert len(differing) == 1 and differing[0][0].startswith("none~") and differing[0][1].startswith("skip_connect~")
     ceilings = {}
     for device in ("pixel3", "titanx_256"):
-        latency = np.array([r.targets[f"latency:{device}"] for r in records])
+        latency = np.array([r.targets[f"latency:{device}"] for r in nb201_records])
         ceilings[device] = noise.ceiling(np.log(latency[pairs[:, 0]] / latency[pairs[:, 1]]))[1]
     assert ceilings["pixel3"] < 0.9 < ceilings["titanx_256"], ceilings

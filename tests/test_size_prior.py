@@ -20,8 +20,8 @@ from .test_predictor_api import _random_predictor
 
 
 @pytest.fixture(scope="module")
-def nb201(nb201_cifar10_records):
-    records = nb201_cifar10_records
+def nb201(nb201_records):
+    records = nb201_records
     space = registry.get_space("nb201")
     chosen = [records[i] for i in np.random.default_rng(1).choice(len(records), 300, replace=False)]
     return [space.to_onnx(r.arch) for r in chosen], np.array([r.targets["cifar10"] for r in chosen])

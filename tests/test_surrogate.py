@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from bench_data import registry
-from bench_data.paths import MissingBenchmarkFile
 from predictors.api import available_checkpoints
 from predictors.metrics import srcc
 from predictors.surrogate import CGSurrogate, NASLibPredictor
@@ -15,11 +13,8 @@ pytestmark = pytest.mark.skipif("nb101" not in available_checkpoints(), reason="
 
 
 @pytest.fixture(scope="module")
-def nb201():
-    try:
-        records = registry.load_records("nb201")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
+def nb201(nb201_records):
+    records = nb201_records
     rng = np.random.default_rng(0)
     chosen = [records[i] for i in rng.choice(len(records), 120, replace=False)]
     return [r.arch for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
@@ -50,14 +45,14 @@ def test_naslib_interface(nb201):
     assert out.shape == (30,) and np.isfinite(out).all()
 
 
-def test_several_objectives_and_a_new_latency_device(nb201):
+def test_several_objectives_and_a_new_latency_device(nb201, nb201_records):
     """accuracy + latency at once; a device the checkpoint does not know is learnt from measurements."""
     from predictors.api import Predictor
 
     if not Predictor.from_pretrained("default").latency_devices:
         pytest.skip("the default checkpoint has no latency heads")
     archs, y = nb201
-    records = {r.arch: r for r in registry.load_records("nb201")}
+    records = {r.arch: r for r in nb201_records}
     eyeriss = np.array([records[a].targets["latency:eyeriss"] for a in archs])
     known = CGSurrogate(space="nb201", objectives=("accuracy", "latency:eyeriss"))
     before = known.predict(archs[40:])
