@@ -97,10 +97,9 @@ def flops_predictor():
     cost in domain)."""
     import yaml
 
-    from predictors.size_prior import SizePrior, training_split
+    from predictors.size_prior import fit_on_training_split
 
-    data = training_split(yaml.safe_load(SOURCE_CONFIG.read_text()))
-    return SizePrior.fit(data.train_set.macs.numpy(), data.train_set.y.numpy()), data
+    return fit_on_training_split(yaml.safe_load(SOURCE_CONFIG.read_text())["data"])
 
 
 def ensemble(pred: np.ndarray, macs: np.ndarray, prior, constant: np.ndarray) -> np.ndarray:

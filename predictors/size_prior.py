@@ -45,13 +45,14 @@ class SizePrior:
         return cls(state["log_flops"], state["accuracy"])
 
 
-def training_split(config: dict):
-    """The training set of an experiment config's ``data`` section (the split its checkpoint trained on)."""
+def fit_on_training_split(data_config: dict):
+    """A :class:`SizePrior` fitted on the training split of a recipe's ``data`` section (the split its
+    checkpoint trained on), and the set-up data module (its test split measures the cost in domain)."""
     from bench_data.datamodule import BenchDataModule
 
-    data = BenchDataModule(**config["data"])
+    data = BenchDataModule(**data_config)
     data.setup()
-    return data
+    return SizePrior.fit(data.train_set.macs.numpy(), data.train_set.y.numpy()), data
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output checkpoint (default: rewrite --checkpoint)")
     args = parser.parse_args(argv)
     config = yaml.safe_load(open(args.config))
-    train = training_split(config).train_set
-    prior = SizePrior.fit(train.macs.numpy(), train.y.numpy())
+    prior, data = fit_on_training_split(config["data"])
+    train = data.train_set
     predictor = Predictor.from_pretrained(args.checkpoint)
     predictor.size_prior = prior
     predictor.metadata = dict(predictor.metadata, size_prior={

@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 # Activations whose input sign is the unit's on/off code. Exporters write ReLU6 as Clip, GELU as
 # x * (1 + Erf(x / sqrt 2)) / 2 before opset 20, SiLU as x * Sigmoid(x), and old HardSwish as
-# x * HardSigmoid(x), and Mish as x * Tanh(Softplus(x)).
+# x * HardSigmoid(x); Mish as x * Tanh(Softplus(x)).
 ACTIVATIONS = frozenset({"Relu", "LeakyRelu", "PRelu", "Clip", "HardSwish", "HardSigmoid", "Gelu", "Erf",
                          "Sigmoid", "Elu", "Selu", "Celu", "Softplus", "Mish"})
 _WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm"})

@@ -67,8 +67,9 @@ def experiment_script():
 
 @pytest.fixture(scope="session")
 def nb201_records():
-    """NB-201's 15,625 records (CIFAR-10/100, ImageNet16 and HELP latency labels), read once per
-    session; the test skips, saying which file is missing, where the benchmark data is absent."""
+    """NB-201's 15,625 records (CIFAR-10/100 and ImageNet16 labels; HELP latencies where HELP's file
+    is present), read once per session; the test skips, saying which file is missing, where the
+    benchmark data is absent."""
     from bench_data import registry
     from bench_data.paths import MissingBenchmarkFile
 

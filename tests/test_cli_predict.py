@@ -81,10 +81,9 @@ def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path,
     and the predictions move to the family's label scale."""
     from predictors.metrics import srcc
 
-    records = nb201_records
     space = registry.get_space("nb201")
     rng = np.random.default_rng(0)
-    chosen = [records[i] for i in rng.choice(len(records), 200, replace=False)]
+    chosen = [nb201_records[i] for i in rng.choice(len(nb201_records), 200, replace=False)]
     for i, record in enumerate(chosen):
         onnx.save(space.to_onnx(record.arch), tmp_path / f"net{i}.onnx")
     with open(tmp_path / "labels.csv", "w", newline="") as f:
