@@ -6,7 +6,7 @@ mean z-scored prediction of each group of checkpoints (a seed ensemble).
 
 GROUP names the recipe (``4 layers``, ``6 layers``, ...); a CKPT is a Lightning checkpoint of
 ``predict-train fit --config experiments/gennape_nb101.yaml [overrides]`` or a shipped name. Writes
-experiments/results/seed_variance.md.
+experiments/results/seed_variance.md (``--out STEM``: STEM.md).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
-OUT = ROOT / "experiments" / "results" / "seed_variance.md"
+RESULTS = ROOT / "experiments" / "results"
 KEYS = {"nb201_no_none/cifar10": "NB-201 4,096", "nb201/cifar10": "NB-201 all", "nb301/cifar10": "NB-301"}
 
 
@@ -32,6 +32,7 @@ def zscore(x: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", nargs="+", required=True, help="GROUP=CKPT pairs")
+    parser.add_argument("--out", default="seed_variance", help="results file stem in experiments/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
@@ -55,13 +56,14 @@ def main() -> None:
             rows.append((f"{group}: seed ensemble (mean z-score)",
                          {key: srcc(sum(zscore(m[key]) for m in members), truth[key]) for key in KEYS}))
     lines = ["# Zero-shot transfer across pretraining seeds", "",
-             "Command: `python experiments/seed_variance.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints) + "`  ",
+             "Command: `python experiments/seed_variance.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints)
+             + ("" if args.out == "seed_variance" else f" --out {args.out}") + "`  ",
              "SRCC of zero-shot predictions (no target labels). Every checkpoint is pretrained on NB-101 alone.", "",
              "| checkpoint | " + " | ".join(KEYS.values()) + " |", "|---|" + "---|" * len(KEYS)]
     for name, scores in rows:
         cells = [f"{np.mean(v):.3f} +- {np.std(v):.3f}" if isinstance(v, list) else f"{v:.3f}" for v in scores.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    OUT.write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
