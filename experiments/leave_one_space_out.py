@@ -47,13 +47,14 @@ def run_sources(target: str, checkpoint: str) -> dict:
     return data
 
 
-def sources_name(data: dict) -> str:
-    return " + ".join(key.split("/")[0].upper().replace("NB", "NB-") for key in data["keys"])
+def run_name(data: dict, index: int) -> str:
+    return " + ".join(key.split("/")[0].upper().replace("NB", "NB-") for key in data["keys"]) + f", run {index + 1}"
 
 
-def zero_shot_rows(target: str, runs: list[str]) -> tuple[dict, dict]:
-    """SRCC per subset of ``target`` for params, FLOPs, ``nb101`` and every run, each also with its
-    size prior; and the first run's and ``nb101``'s predictions on the working networks (for the plot)."""
+def zero_shot_rows(target: str, runs: list[tuple[str, dict]]) -> tuple[dict, dict]:
+    """SRCC per subset of ``target`` for params, FLOPs, ``nb101`` and every (checkpoint, data section)
+    run, each also with its size prior; and the first run's and ``nb101``'s predictions on the
+    working networks (for the plot)."""
     from gennape_protocol import column, ensemble, flops_predictor, lean_model, load_family, predict
 
     from predictors.metrics import srcc
@@ -61,9 +62,9 @@ def zero_shot_rows(target: str, runs: list[str]) -> tuple[dict, dict]:
     from predictors.size_prior import fit_on_training_split
 
     models = {NB101: (lean_model("nb101").eval(), flops_predictor()[0])}
-    for i, checkpoint in enumerate(runs):
-        data = run_sources(target, checkpoint)
-        models[f"{sources_name(data)}, run {i + 1}"] = (lean_model(checkpoint).eval(), fit_on_training_split(data)[0])
+    for i, (checkpoint, data) in enumerate(runs):
+        models[run_name(data, i)] = (lean_model(checkpoint).eval(), fit_on_training_split(data)[0])
+    plotted = list(models)[:2]
     rows, shown = {}, {}
     for subset in SUBSETS[target]:
         dataset = load_family(subset)
@@ -72,15 +73,15 @@ def zero_shot_rows(target: str, runs: list[str]) -> tuple[dict, dict]:
         for name, (model, prior) in models.items():
             pred = predict(model, dataset)
             scores[name], scores[f"{name} + size prior"] = pred, ensemble(pred, macs, prior, constant)
-            if subset == target and name in list(models)[:2]:
+            if subset == target and name in plotted:
                 shown[name] = (pred[~constant], y[~constant])
         rows[subset] = {name: srcc(score, y) for name, score in scores.items()}
         print(subset, {k: round(v, 3) for k, v in rows[subset].items()}, flush=True)
     return rows, shown
 
 
-def few_shot_rows(target: str, checkpoint: str, draws: int) -> dict:
-    """Per-draw SRCC of shot_draws.py's rows for the run, and ``nb101``'s as stored."""
+def few_shot_rows(target: str, checkpoint: str, name: str, draws: int) -> dict:
+    """Per-draw SRCC of shot_draws.py's rows for the run (row ``name``), and ``nb101``'s as stored."""
     from shot_draws import METHODS, run_target
 
     stored = json.loads((RESULTS / "shot_draws.json").read_text())
@@ -89,7 +90,7 @@ def few_shot_rows(target: str, checkpoint: str, draws: int) -> dict:
         raise SystemExit(f"shot_draws.json holds `{stored['command']}`: rerun it with --shots {SHOTS} --draws {draws}")
     ours = run_target(target, argparse.Namespace(checkpoint=checkpoint, shots=SHOTS, draws=draws))["draws"]
     methods = ("zero-shot on the rest", *(m for m in METHODS if m not in ("params", "FLOPs")))
-    return {f"{sources_name(run_sources(target, checkpoint))}, run 1": {m: [d[m] for d in ours] for m in methods},
+    return {name: {m: [d[m] for d in ours] for m in methods},
             f"{NB101}, shot_draws.json": {m: [d[m] for d in nb101] for m in methods}}
 
 
@@ -155,9 +156,10 @@ def main() -> None:
         runs.setdefault(target, []).append(checkpoint)
     results = {}
     for target, checkpoints in runs.items():
-        zero_shot, shown = zero_shot_rows(target, checkpoints)
-        results[target] = {"runs": checkpoints, "zero_shot": zero_shot,
-                           "few_shot": few_shot_rows(target, checkpoints[0], args.draws), "shown": shown}
+        sources = [run_sources(target, checkpoint) for checkpoint in checkpoints]
+        zero_shot, shown = zero_shot_rows(target, list(zip(checkpoints, sources)))
+        few_shot = few_shot_rows(target, checkpoints[0], run_name(sources[0], 0), args.draws)
+        results[target] = {"runs": checkpoints, "zero_shot": zero_shot, "few_shot": few_shot, "shown": shown}
     write_results(results, args)
 
 

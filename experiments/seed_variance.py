@@ -57,7 +57,7 @@ def main() -> None:
                          {key: srcc(sum(zscore(m[key]) for m in members), truth[key]) for key in KEYS}))
     lines = ["# Zero-shot transfer across pretraining seeds", "",
              "Command: `python experiments/seed_variance.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints)
-             + ("" if args.out == "seed_variance" else f" --out {args.out}") + "`  ",
+             + f" --out {args.out}`  ",
              "SRCC of zero-shot predictions (no target labels). Every checkpoint is pretrained on NB-101 alone.", "",
              "| checkpoint | " + " | ".join(KEYS.values()) + " |", "|---|" + "---|" * len(KEYS)]
     for name, scores in rows:

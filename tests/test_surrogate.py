@@ -14,9 +14,8 @@ pytestmark = pytest.mark.skipif("nb101" not in available_checkpoints(), reason="
 
 @pytest.fixture(scope="module")
 def nb201(nb201_records):
-    records = nb201_records
     rng = np.random.default_rng(0)
-    chosen = [records[i] for i in rng.choice(len(records), 120, replace=False)]
+    chosen = [nb201_records[i] for i in rng.choice(len(nb201_records), 120, replace=False)]
     return [r.arch for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
 
 
