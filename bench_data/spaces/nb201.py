@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 import os
 from collections import Counter
@@ -44,6 +45,10 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NATS_FILE = "nb201_nats_landscape/nats_bench.csv"
 NASWOT_FILE = "nb201_naswot/arch_score_acc_derived.csv"
 HELP_LATENCY_FILE = "help_latency/nb201_latency_derived.csv"  # optional: ms per device (HELP / HW-NAS-Bench)
+NASLIB_ZC_FILE = "naslib_zc/zc_nasbench201_subset.json"  # optional: NASLib's ten zero-cost proxies for 725 cells
+# NASLib's key: op indices (into NASLIB_OPS) over the edges (1,2), (1,3), (1,4), (2,3), (2,4), (3,4)
+NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+NASLIB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "ImageNet16-120"}
 
 # Dataset -> (num_classes, input side). ImageNet16-120 is 16x16 with 120 classes.
 DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16": (120, 16)}
@@ -296,7 +301,9 @@ def load_records(
     ``cifar100`` and ``imagenet16`` (x-test), all means over seeds from NATS-Bench; plus
     from NASWOT's file ``cifar10_valid`` (CIFAR-10 validation accuracy) and ``naswot``
     (the NASWOT score; absent for the 341 rows where it is NaN), and from HELP's file
-    ``latency:<device>`` in ms for 27 device/batch settings (HELP's NB-201 setting).
+    ``latency:<device>`` in ms for 27 device/batch settings (HELP's NB-201 setting), and
+    from NASLib's zero-cost subset ``zc:<proxy>`` (jacov, synflow, nwot, ... and flops /
+    params, computed for ``dataset``) for the 725 cells it covers.
 
     ``stored_params`` is NASWOT's ``params`` (millions, CIFAR-10 net) converted to an exact
     integer count. For ``dataset`` cifar100 / imagenet16 it is that count plus the larger
@@ -311,6 +318,7 @@ def load_records(
     with open(benchmark_file(NASWOT_FILE, root), newline="") as f:
         naswot = {int(r["arch"]): r for r in csv.DictReader(f)}
     latency = _help_latency(root)
+    zero_cost = _naslib_zero_cost(root, dataset)
 
     records = []
     for index, row in enumerate(nats):
@@ -332,8 +340,32 @@ def load_records(
             params = round(float(extra["params"]) * 1e6) + delta
         for device, value in latency.get(index, {}).items():
             targets[f"latency:{device}"] = value
+        targets.update(zero_cost.get(arch, {}))
         records.append(ArchRecord(arch=arch, targets=targets, stored_params=params, index=index))
     return records
+
+
+def naslib_arch_string(key: str) -> str:
+    """NASLib's NB-201 key, e.g. ``"(0, 2, 3, 2, 3, 1)"``, as the NB-201 arch string."""
+    e12, e13, e14, e23, e24, e34 = (NASLIB_OPS[int(i)] for i in key.strip("()").split(","))
+    return f"|{e12}~0|+|{e13}~0|{e23}~1|+|{e14}~0|{e24}~1|{e34}~2|"
+
+
+def _naslib_zero_cost(root, dataset: str) -> dict[str, dict[str, float]]:
+    """NASLib's zero-cost scores (``zc:<proxy>``) by NB-201 arch string; empty when the file is absent."""
+    from bench_data.spaces.darts import naslib_zc_record
+
+    try:
+        path = benchmark_file(NASLIB_ZC_FILE, root)
+    except FileNotFoundError:
+        return {}
+    with open(path) as f:
+        table = json.load(f)[NASLIB_DATASETS[dataset]]
+    scores = {}
+    for key, entry in table.items():
+        targets = naslib_zc_record(key, entry, "naslib_val_accuracy").targets
+        scores[naslib_arch_string(key)] = {k: v for k, v in targets.items() if k.startswith("zc:")}
+    return scores
 
 
 def _help_latency(root) -> dict[int, dict[str, float]]:
