@@ -30,11 +30,6 @@ def _load_or_skip(loader, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def nb201_records():
-    return _load_or_skip(nb201.load_records)
-
-
-@pytest.fixture(scope="module")
 def nb101_records():
     return _load_or_skip(nb101.load_records)
 

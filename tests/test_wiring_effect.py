@@ -5,7 +5,6 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from bench_data import registry
 from bench_data.paths import MissingBenchmarkFile
 
 
@@ -25,13 +24,13 @@ def _longest_conv_path(arch: str) -> int:
                for path in nx.all_simple_edge_paths(graph, 0, 3))
 
 
-def test_nb101_and_nb201_disagree_on_how_deep_wiring_pays(experiment_script):
+def test_nb101_and_nb201_disagree_on_how_deep_wiring_pays(experiment_script, nb201_records):
     """Conv depth agrees with networkx on every NB-201 cell; among cells of equal operator counts,
     deeper convolution chains are better on NB-201 but worse on NB-101 (what a predictor pretrained on
     NB-101 alone learns about wiring is backwards on NB-201: results/wiring_effect.md)."""
     wiring = experiment_script("wiring_effect")
+    records = nb201_records
     try:
-        records = registry.load_records("nb201")
         nb101 = list(wiring.nb101_cells())
     except MissingBenchmarkFile as err:
         pytest.skip(str(err))
