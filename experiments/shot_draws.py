@@ -79,10 +79,7 @@ def write_results(results: list[dict], args) -> None:
              "|---|---|---|" + "---|" * len(METHODS)]
     for result in results:
         bar, gennape = TARGETS[result["key"]]
-        cells = []
-        for name in ("zero-shot on the rest", *METHODS):
-            values = np.array([d[name] for d in result["draws"]])
-            cells.append(f"{values.mean():.3f} +- {values.std():.3f} [{values.min():.3f}, {values.max():.3f}]")
+        cells = [over_draws(result["draws"], name) for name in ("zero-shot on the rest", *METHODS)]
         lines.append(f"| {result['key']} | {bar} ({gennape}) | " + " | ".join(cells) + " |")
     lines += ["", "Per draw:", "",
               "| target | draw | zero-shot on the rest | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
@@ -92,11 +89,18 @@ def write_results(results: list[dict], args) -> None:
                          + " | ".join(f"{d[m]:.3f}" for m in METHODS) + " |")
     (RESULTS / "shot_draws.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "shot_draws.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
-    _plot(results)
+    strip_plot(results, ("zero-shot on the rest", *METHODS), RESULTS / "shot_draws.png")
     print("\n".join(lines))
 
 
-def _plot(results: list[dict]) -> None:
+def over_draws(draws: list[dict], name: str) -> str:
+    """``name``'s SRCC over draws as "mean +- std [min, max]"."""
+    values = np.array([d[name] for d in draws])
+    return f"{values.mean():.3f} +- {values.std():.3f} [{values.min():.3f}, {values.max():.3f}]"
+
+
+def strip_plot(results: list[dict], names, path: Path) -> None:
+    """One panel per target: every draw's SRCC per method, with issue 5's bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,7 +108,6 @@ def _plot(results: list[dict]) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, result in zip(axes[0], results):
-        names = ("zero-shot on the rest", *METHODS)
         for i, name in enumerate(names):
             values = [d[name] for d in result["draws"]]
             ax.scatter(np.full(len(values), i), values, s=14)
@@ -114,7 +117,7 @@ def _plot(results: list[dict]) -> None:
         ax.set_ylabel("SRCC on the rest")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "shot_draws.png", dpi=130)
+    fig.savefig(path, dpi=130)
 
 
 def main() -> None:

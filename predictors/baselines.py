@@ -68,7 +68,8 @@ def zero_cost_columns(space_name: str, records: Sequence[Any]) -> dict[str, np.n
 
     NB-301 and TransNAS records (NASLib zero-cost files) carry them as targets
     ``"zc:<proxy>"`` (returned under ``<proxy>``, including ``flops`` and ``params``); NB-201
-    records carry the NASWOT score as ``"naswot"``. Other spaces give an empty dict.
+    records carry the NASWOT score of NASWOT's own file as ``"naswot"`` (all but 341 cells) and
+    NASLib's as ``"zc:<proxy>"`` for the 725 cells of its subset. Other spaces give an empty dict.
     """
     if space_name not in space_names():
         raise KeyError(f"unknown search space {space_name!r}; known: {', '.join(space_names())}")
