@@ -2,14 +2,18 @@
 
 ``flops`` (GENNAPE's T): y = z-score( A / (log10(GFLOPs + 1) + 1) ). It injects a FLOPs prior:
 bigger networks need a higher accuracy to get the same transformed label, which is what lifted
-GENNAPE's zero-shot transfer. ``zscore``: y = z-score(A). ``none``: identity.
+GENNAPE's zero-shot transfer. ``size``: y = z-score( A - h(log10 FLOPs) ), h the non-decreasing
+(isotonic) fit of accuracy on log FLOPs over the training labels: the same prior with its shape
+learned instead of fixed, as an offset rather than a divisor; the network learns what size does not
+explain. ``zscore``: y = z-score(A). ``none``: identity.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-KINDS = ("flops", "zscore", "none")
+KINDS = ("flops", "size", "zscore", "none")
+SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points (fixed-size buffers)
 
 
 class LabelTransform(nn.Module):
@@ -25,24 +29,47 @@ class LabelTransform(nn.Module):
         self.kind = kind
         self.register_buffer("mean", torch.tensor(0.0))
         self.register_buffer("std", torch.tensor(1.0))
+        if kind == "size":  # only here, so checkpoints of the other kinds keep their state dict
+            self.register_buffer("knots", torch.linspace(0.0, 1.0, SIZE_KNOTS))
+            self.register_buffer("size_effect", torch.zeros(SIZE_KNOTS))
 
     def _divisor(self, macs: torch.Tensor) -> torch.Tensor:
         if self.kind != "flops":
             return torch.ones_like(macs)
         return torch.log10(macs / 1e9 + 1.0) + 1.0
 
+    def _offset(self, macs: torch.Tensor) -> torch.Tensor:
+        """h(log10 FLOPs), linear between knots and flat beyond them (0 unless ``size``)."""
+        if self.kind != "size":
+            return torch.zeros_like(macs)
+        x = torch.log10(macs.to(self.knots.dtype) + 1.0)
+        right = torch.searchsorted(self.knots, x).clamp(1, SIZE_KNOTS - 1)
+        x0, x1 = self.knots[right - 1], self.knots[right]
+        w = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
+        return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
+
+    def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
+        from .size_prior import SizePrior
+
+        prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
+        low, high = float(prior.log_flops.min()), float(prior.log_flops.max())
+        self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
+        self.size_effect.copy_(torch.from_numpy(prior.predict(10 ** self.knots.double().numpy() - 1)))
+
     def fit(self, y: torch.Tensor, macs: torch.Tensor) -> "LabelTransform":
+        if self.kind == "size":
+            self._fit_size_effect(y.detach().cpu(), macs.detach().cpu())
         if self.kind != "none":
-            raw = y / self._divisor(macs)
+            raw = y / self._divisor(macs) - self._offset(macs)
             self.mean.fill_(float(raw.mean()))
             self.std.fill_(float(raw.std().clamp_min(1e-8)))
         return self
 
     def forward(self, y: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
-        return (y / self._divisor(macs) - self.mean) / self.std
+        return (y / self._divisor(macs) - self._offset(macs) - self.mean) / self.std
 
     def inverse(self, z: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
-        return (z * self.std + self.mean) * self._divisor(macs)
+        return (z * self.std + self.mean + self._offset(macs)) * self._divisor(macs)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, mean={float(self.mean):.4g}, std={float(self.std):.4g}"
