@@ -9,7 +9,7 @@ each scored on the rest of the target, and reports mean +- std over draws:
 - blended: :func:`predictors.few_shot.few_shot` on the zero-shot column, and the mean of the two;
 - baselines on the same draws: parameter count and FLOPs (label-free, scored on the same rest), the
   same loop from random weights, and a random forest on the space's own encoding (seed 0).
-Writes experiments/results/shot_draws.md (+ .json, .png).
+Writes experiments/results/shot_draws.md (+ .json, .png; ``--out STEM``: STEM.md, ...).
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def run_target(key: str, args) -> dict:
 
 def write_results(results: list[dict], args) -> None:
     command = (f"python experiments/shot_draws.py --checkpoint {args.checkpoint} --shots {args.shots} "
-               f"--draws {args.draws}")
+               f"--draws {args.draws} --out {args.out}")
     lines = [f"# {args.shots}-shot SRCC over {args.draws} draws of the labelled networks", "", f"Command: `{command}`  ",
              f"Checkpoint `{args.checkpoint}`. Each draw: {args.shots} random target networks labelled (draw 0 is "
              "`gennape_protocol.py`'s), scored on all the others. Mean +- std over draws; min / max in brackets.", "",
@@ -87,9 +87,9 @@ def write_results(results: list[dict], args) -> None:
         for d in result["draws"]:
             lines.append(f"| {result['key']} | {d['draw']} | {d['zero-shot on the rest']:.3f} | "
                          + " | ".join(f"{d[m]:.3f}" for m in METHODS) + " |")
-    (RESULTS / "shot_draws.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "shot_draws.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
-    strip_plot(results, ("zero-shot on the rest", *METHODS), RESULTS / "shot_draws.png")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    strip_plot(results, ("zero-shot on the rest", *METHODS), RESULTS / f"{args.out}.png")
     print("\n".join(lines))
 
 
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
+    parser.add_argument("--out", default="shot_draws", help="results file stem in experiments/results")
     args = parser.parse_args()
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_target, TARGETS, [args] * len(TARGETS)))
