@@ -120,17 +120,27 @@ def strip_plot(results: list[dict], names, path: Path) -> None:
     fig.savefig(path, dpi=130)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def draw_arguments(description: str, draws: int) -> argparse.ArgumentParser:
+    """The options of a script that scores draws of labelled networks on every target."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", default="nb101")
     parser.add_argument("--shots", type=int, default=50)
-    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=draws)
     parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
+    return parser
+
+
+def on_every_target(run_target, args) -> list[dict]:
+    """``run_target(key, args)`` for every target, ``--workers`` at a time."""
+    with ProcessPoolExecutor(args.workers) as pool:
+        return list(pool.map(run_target, TARGETS, [args] * len(TARGETS)))
+
+
+def main() -> None:
+    parser = draw_arguments(__doc__.splitlines()[0], draws=5)
     parser.add_argument("--out", default="shot_draws", help="results file stem in experiments/results")
     args = parser.parse_args()
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_target, TARGETS, [args] * len(TARGETS)))
-    write_results(results, args)
+    write_results(on_every_target(run_target, args), args)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ Writes experiments/results/zero_cost_reference.md (+ .json, .png).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -119,17 +117,10 @@ def write_results(results: list[dict], args) -> None:
 
 
 def main() -> None:
-    from shot_draws import TARGETS
+    from shot_draws import draw_arguments, on_every_target
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="nb101")
-    parser.add_argument("--shots", type=int, default=50)
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
-    args = parser.parse_args()
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_target, TARGETS, [args] * len(TARGETS)))
-    write_results(results, args)
+    args = draw_arguments(__doc__.splitlines()[0], draws=20).parse_args()
+    write_results(on_every_target(run_target, args), args)
 
 
 if __name__ == "__main__":
