@@ -50,7 +50,7 @@ def _fit(model, batch_of, y, epochs: int, trainable: str, lr: float, seed: int, 
     torch.manual_seed(seed)
     n = len(y)
     everything = batch_of(np.arange(n))
-    model.transform.fit(y, everything.macs)
+    model.transform.fit(y, everything.macs, size_effect=False)
     target = model.transform(y, everything.macs)
     splits, shuffle = -(-n // BATCH_SIZE), torch.Generator().manual_seed(seed)
     params = _trainable_parameters(model, trainable)

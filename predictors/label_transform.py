@@ -56,9 +56,14 @@ class LabelTransform(nn.Module):
         self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
         self.size_effect.copy_(torch.from_numpy(prior.predict(10 ** self.knots.double().numpy() - 1)))
 
-    def fit(self, y: torch.Tensor, macs: torch.Tensor) -> "LabelTransform":
-        if self.kind == "size":
+    def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: bool = True) -> "LabelTransform":
+        """Statistics from labels ``y``; ``size_effect=False`` (fine-tuning on a handful of labels)
+        sets h to 0, so ``size`` becomes a plain z-score: on 50-shot NB-201 / NB-301 that fine-tuned
+        better than refitting h on the 50 or keeping the pretraining family's (session 13)."""
+        if self.kind == "size" and size_effect:
             self._fit_size_effect(y.detach().cpu(), macs.detach().cpu())
+        elif self.kind == "size":
+            self.size_effect.zero_()
         if self.kind != "none":
             raw = y / self._divisor(macs) - self._offset(macs)
             self.mean.fill_(float(raw.mean()))

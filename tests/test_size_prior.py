@@ -103,3 +103,8 @@ def test_size_label_transform_leaves_the_network_what_flops_do_not_explain():
     loaded = LabelTransform("size")
     loaded.load_state_dict(transform.state_dict())
     assert torch.equal(loaded.inverse(z, macs[held_out]), transform.inverse(z, macs[held_out]))
+    # fine-tuning on a handful of labels drops h: a plain z-score of those labels
+    few = LabelTransform("size")
+    few.load_state_dict(transform.state_dict())
+    few.fit(y[:50], macs[:50], size_effect=False)
+    assert torch.allclose(few(y, macs), LabelTransform("zscore").fit(y[:50], macs[:50])(y, macs))
