@@ -59,7 +59,8 @@ def run_target(key: str, args) -> dict:
     pretrained = lean_model(args.checkpoint)
     zero_shot, embedding = predict_and_embed(pretrained, dataset)
     y, constant = column(dataset, "y"), constant_output_mask(dataset)
-    label_free = {"params": column(dataset, "params"), "FLOPs": column(dataset, "macs"), **proxies}
+    # our own counts from the CGs (NASLib's flops / params proxies keep their lower-case names)
+    label_free = {**proxies, "params": column(dataset, "params"), "FLOPs": column(dataset, "macs")}
     print(f"{key}: {len(pool)} of {len(dataset)} networks carry NASLib's proxies", flush=True)
 
     def forest(support, query, extra=None):

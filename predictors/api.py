@@ -152,7 +152,7 @@ class Predictor:
                 h_latency = h if self.latency_model is self.model else self.latency_model.embed(batch)
                 outs["latency"].append(self.latency.predict_ms(torch.cat([h_latency, cost_profile(batch)], 1), list(devices)))
             score, spread = self.model.score_with_spread(batch, h)
-            outs["score"].append(score)
+            outs["score"].append(self.model.transform.ranking_score(score, batch.macs))
             outs["label"].append(self.model.transform.inverse(score, batch.macs))
             outs["spread"].append(spread)
             outs["constant"].append(input_independent(batch)[0])
@@ -206,7 +206,8 @@ class Predictor:
         if size_prior:  # the two-member ensemble on the accuracy scale; the score follows it
             out["label"] = np.where(constant, out["label"], (out["label"] + self.size_prior.predict(macs)) / 2)
             with torch.no_grad():
-                out["score"] = self.model.transform(torch.as_tensor(out["label"]), torch.as_tensor(macs)).numpy()
+                label, macs_t = torch.as_tensor(out["label"]), torch.as_tensor(macs)
+                out["score"] = self.model.transform.ranking_score(self.model.transform(label, macs_t), macs_t).numpy()
         scale = np.log10(macs / 1e9 + 1) + 1 if self.model.transform.kind == "flops" else np.ones_like(macs)
         # std on the transformed scale = sqrt(a * head disagreement + b), fitted on held-out data
         z_std = np.sqrt(self.calibration["a"] * out["spread"] + self.calibration["b"])

@@ -50,7 +50,11 @@ def _fit(model, batch_of, y, epochs: int, trainable: str, lr: float, seed: int, 
     torch.manual_seed(seed)
     n = len(y)
     everything = batch_of(np.arange(n))
-    model.transform.fit(y, everything.macs, size_effect=False)
+    model.transform.fit(y, everything.macs, size_effect="keep")
+    if on_epoch is not None:
+        on_epoch(0, model.eval())  # the pretrained ranking (a size checkpoint's with its h)
+    if epochs:  # training fits a plain z-score of the few labels (see LabelTransform.fit)
+        model.transform.fit(y, everything.macs, size_effect="drop")
     target = model.transform(y, everything.macs)
     splits, shuffle = -(-n // BATCH_SIZE), torch.Generator().manual_seed(seed)
     params = _trainable_parameters(model, trainable)
@@ -64,8 +68,6 @@ def _fit(model, batch_of, y, epochs: int, trainable: str, lr: float, seed: int, 
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="fine-tuning", unit="epoch")
-    if on_epoch is not None:
-        on_epoch(0, model.eval())
     for epoch in steps:
         model.train()
         for part in torch.randperm(n, generator=shuffle).tensor_split(splits) if splits > 1 else [torch.arange(n)]:
@@ -131,7 +133,8 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
             with torch.no_grad():
                 z, spread = model.score_with_spread(held_out, model.embed(held_out))
                 out = outputs[epoch]
-                out["score"][fold], out["spread"][fold] = z.numpy(), spread.numpy()
+                out["score"][fold] = model.transform.ranking_score(z, held_out.macs).numpy()
+                out["spread"][fold] = spread.numpy()
                 out["residual"][fold] = (z - model.transform(y[fold], held_out.macs)).numpy()
 
         train = np.setdiff1d(np.arange(n), fold)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 KINDS = ("flops", "size", "zscore", "none")
-SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points (fixed-size buffers)
+SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
 
 
 class LabelTransform(nn.Module):
@@ -56,13 +56,16 @@ class LabelTransform(nn.Module):
         self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
         self.size_effect.copy_(torch.from_numpy(prior.predict(10 ** self.knots.double().numpy() - 1)))
 
-    def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: bool = True) -> "LabelTransform":
-        """Statistics from labels ``y``; ``size_effect=False`` (fine-tuning on a handful of labels)
-        sets h to 0, so ``size`` becomes a plain z-score: on 50-shot NB-201 / NB-301 that fine-tuned
-        better than refitting h on the 50 or keeping the pretraining family's (session 13)."""
-        if self.kind == "size" and size_effect:
+    def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
+        """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:
+        ``refit`` on ``y``, ``keep`` the fitted one, or ``drop`` it (h = 0: a plain z-score).
+        Fine-tuning on a handful of labels drops it: on 50-shot NB-201 / NB-301 that trained better
+        than refitting or keeping it (experiments/results/README.md, "Size-residual labels")."""
+        if size_effect not in ("refit", "keep", "drop"):
+            raise ValueError(f"size_effect must be refit, keep or drop, got {size_effect!r}")
+        if self.kind == "size" and size_effect == "refit":
             self._fit_size_effect(y.detach().cpu(), macs.detach().cpu())
-        elif self.kind == "size":
+        elif self.kind == "size" and size_effect == "drop":
             self.size_effect.zero_()
         if self.kind != "none":
             raw = y / self._divisor(macs) - self._offset(macs)
@@ -72,6 +75,11 @@ class LabelTransform(nn.Module):
 
     def forward(self, y: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
         return (y / self._divisor(macs) - self._offset(macs) - self.mean) / self.std
+
+    def ranking_score(self, z: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
+        """``z`` on a scale that ranks like the label: ``size`` adds h / std back (its network predicts
+        only what size does not explain); the other kinds return ``z`` as it is."""
+        return z + self._offset(macs) / self.std
 
     def inverse(self, z: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
         return (z * self.std + self.mean + self._offset(macs)) * self._divisor(macs)
