@@ -132,3 +132,18 @@ def test_cluster_head_spread_is_the_disagreement_of_its_heads():
     mixed, spread = head.predict_with_spread(h)
     u = head.memberships(h)[:, 1]
     assert torch.allclose(spread, 4 * u * (1 - u), atol=1e-5)  # variance of a two-valued mixture
+
+
+def test_finetuning_a_size_label_checkpoint_keeps_its_size_fit_only_without_training(graphs):
+    """A size-label checkpoint (``label_transform: size``): a 0-epoch fine-tune keeps its FLOPs fit h
+    (its ranking stays the checkpoint's); training drops h and fits a plain z-score of the labels."""
+    base = _random_predictor(seed=1, label_transform="size")
+    macs = torch.tensor([float(g.macs) for g in graphs])
+    base.model.transform.fit(80 + 3 * torch.log10(macs + 1), macs)  # accuracy growing with size
+    assert base.model.transform.size_effect.std() > 0
+    labels = np.log10([g.params for g in graphs]) * 10
+    kept = base.finetune(graphs, labels, epochs=0, recalibrate=False)
+    assert torch.equal(kept.model.transform.size_effect, base.model.transform.size_effect)
+    trained = base.finetune(graphs, labels, epochs=10, trainable="top", recalibrate=False)
+    assert not trained.model.transform.size_effect.any()
+    assert base.model.transform.size_effect.std() > 0  # base untouched
