@@ -52,7 +52,7 @@ def _fit(model, batch_of, y, epochs: int, trainable: str, lr: float, seed: int, 
     everything = batch_of(np.arange(n))
     model.transform.fit(y, everything.macs, size_effect="keep")
     if on_epoch is not None:
-        on_epoch(0, model.eval())  # the pretrained ranking (a size checkpoint's with its h)
+        on_epoch(0, model.eval())  # the pretrained network on the labels' scale (a size checkpoint keeps its h)
     if epochs:  # training fits a plain z-score of the few labels (see LabelTransform.fit)
         model.transform.fit(y, everything.macs, size_effect="drop")
     target = model.transform(y, everything.macs)
