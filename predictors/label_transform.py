@@ -9,6 +9,7 @@ explain. ``zscore``: y = z-score(A). ``none``: identity.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,7 +55,7 @@ class LabelTransform(nn.Module):
         prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
         low, high = float(prior.log_flops.min()), float(prior.log_flops.max())
         self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
-        self.size_effect.copy_(torch.from_numpy(prior.predict(10 ** self.knots.double().numpy() - 1)))
+        self.size_effect.copy_(torch.from_numpy(np.interp(self.knots.double().numpy(), prior.log_flops, prior.accuracy)))
 
     def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
         """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:

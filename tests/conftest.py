@@ -68,8 +68,8 @@ def experiment_script():
 @pytest.fixture(scope="session")
 def nb201_records():
     """NB-201's 15,625 records (CIFAR-10/100 and ImageNet16 labels; HELP latencies and NASLib's
-    zero-cost proxies where their files are present), read once per session; the test skips, saying which file is missing, where the
-    benchmark data is absent."""
+    zero-cost proxies where their files are present), read once per session; the test skips,
+    saying which file is missing, where the benchmark data is absent."""
     from bench_data import registry
     from bench_data.paths import MissingBenchmarkFile
 

@@ -21,9 +21,8 @@ from .test_predictor_api import _random_predictor
 
 @pytest.fixture(scope="module")
 def nb201(nb201_records):
-    records = nb201_records
     space = registry.get_space("nb201")
-    chosen = [records[i] for i in np.random.default_rng(1).choice(len(records), 300, replace=False)]
+    chosen = [nb201_records[i] for i in np.random.default_rng(1).choice(len(nb201_records), 300, replace=False)]
     return [space.to_onnx(r.arch) for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
 
 

@@ -29,17 +29,16 @@ def test_nb101_and_nb201_disagree_on_how_deep_wiring_pays(experiment_script, nb2
     deeper convolution chains are better on NB-201 but worse on NB-101 (what a predictor pretrained on
     NB-101 alone learns about wiring is backwards on NB-201: results/wiring_effect.md)."""
     wiring = experiment_script("wiring_effect")
-    records = nb201_records
     try:
         nb101 = list(wiring.nb101_cells())
     except MissingBenchmarkFile as err:
         pytest.skip(str(err))
-    cells = [wiring.nb201_cell(r.arch) for r in records]
-    assert [depth for _, depth in cells] == [_longest_conv_path(r.arch) for r in records]
+    cells = [wiring.nb201_cell(r.arch) for r in nb201_records]
+    assert [depth for _, depth in cells] == [_longest_conv_path(r.arch) for r in nb201_records]
     assert max(depth for _, depth in cells) == 3 and sum(depth < 0 for _, depth in cells) > 0
     working = [i for i, (_, depth) in enumerate(cells) if depth >= 0]
     nb201 = wiring.within_groups([cells[i][0] for i in working], np.array([cells[i][1] for i in working], float),
-                                 np.array([records[i].targets["cifar10"] for i in working]))
+                                 np.array([nb201_records[i].targets["cifar10"] for i in working]))
     groups, depth, accuracy = zip(*nb101)
     nb101 = wiring.within_groups(groups, np.array(depth, float), np.array(accuracy))
     assert nb101 < -0.1 and nb201 > 0.2, (nb101, nb201)

@@ -163,14 +163,21 @@ class DartsSpace(SearchSpace):
         return [naslib_zc_record(parse_compact(key), entry, "cifar10") for key, entry in table.items()]
 
 
-def naslib_zc_record(arch: Any, entry: dict, target: str) -> ArchRecord:
-    """An ArchRecord from one NASLib zero-cost entry (shared by the NB-301 and TNB loaders)."""
-    targets = {target: float(entry["val_accuracy"])}
+def naslib_zc_scores(entry: dict) -> dict[str, float]:
+    """One NASLib zero-cost entry's scores as ``{"zc:<name>": score}``, failed scores left out
+    (shared by the NB-201, NB-301 and TNB loaders)."""
+    scores = {}
     for name, value in entry.items():
         if isinstance(value, dict) and "score" in value:
             score = float(value["score"])
             if math.isfinite(score) and score != FAILED_SCORE:
-                targets[f"zc:{name}"] = score
+                scores[f"zc:{name}"] = score
+    return scores
+
+
+def naslib_zc_record(arch: Any, entry: dict, target: str) -> ArchRecord:
+    """An ArchRecord from one NASLib zero-cost entry (shared by the NB-301 and TNB loaders)."""
+    targets = {target: float(entry["val_accuracy"]), **naslib_zc_scores(entry)}
     params = entry.get("params", {}).get("score")
     stored = round(float(params) * 1e6) if params is not None else None
     return ArchRecord(arch=arch, targets=targets, stored_params=stored, index=int(entry["idx"]))

@@ -353,7 +353,7 @@ def naslib_arch_string(key: str) -> str:
 
 def _naslib_zero_cost(root, dataset: str) -> dict[str, dict[str, float]]:
     """NASLib's zero-cost scores (``zc:<proxy>``) by NB-201 arch string; empty when the file is absent."""
-    from bench_data.spaces.darts import naslib_zc_record
+    from bench_data.spaces.darts import naslib_zc_scores
 
     try:
         path = benchmark_file(NASLIB_ZC_FILE, root)
@@ -361,11 +361,7 @@ def _naslib_zero_cost(root, dataset: str) -> dict[str, dict[str, float]]:
         return {}
     with open(path) as f:
         table = json.load(f)[NASLIB_DATASETS[dataset]]
-    scores = {}
-    for key, entry in table.items():
-        targets = naslib_zc_record(key, entry, "naslib_val_accuracy").targets
-        scores[naslib_arch_string(key)] = {k: v for k, v in targets.items() if k.startswith("zc:")}
-    return scores
+    return {naslib_arch_string(key): naslib_zc_scores(entry) for key, entry in table.items()}
 
 
 def _help_latency(root) -> dict[int, dict[str, float]]:
