@@ -15,6 +15,7 @@ from torch import nn
 
 KINDS = ("flops", "size", "zscore", "none")
 SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
+SIZE_TAIL = SIZE_KNOTS // 10  # below the training FLOPs, h goes on with its slope over the lowest tenth of their span
 
 
 class LabelTransform(nn.Module):
@@ -40,14 +41,20 @@ class LabelTransform(nn.Module):
         return torch.log10(macs / 1e9 + 1.0) + 1.0
 
     def _offset(self, macs: torch.Tensor) -> torch.Tensor:
-        """h(log10 FLOPs), linear between knots and flat beyond them (0 unless ``size``)."""
+        """h(log10 FLOPs) (0 unless ``size``): linear between knots; above them flat (accuracy
+        saturates); below them it keeps falling along the slope of its lowest tenth. Held flat there,
+        every network smaller than the training family's smallest got the same size effect: NB-201's
+        smaller third, all ranked by the network's residual alone."""
         if self.kind != "size":
             return torch.zeros_like(macs)
         x = torch.log10(macs.to(self.knots.dtype) + 1.0)
         right = torch.searchsorted(self.knots, x).clamp(1, SIZE_KNOTS - 1)
         x0, x1 = self.knots[right - 1], self.knots[right]
         w = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
-        return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
+        inside = self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
+        h, knots = self.size_effect, self.knots
+        slope = (h[SIZE_TAIL] - h[0]) / (knots[SIZE_TAIL] - knots[0]).clamp_min(1e-12)
+        return inside + (x - knots[0]).clamp_max(0.0) * slope
 
     def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
         from .size_prior import SizePrior
