@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .size_prior import TAIL_WINDOW, SizePrior
+
 KINDS = ("flops", "size", "zscore", "none")
 SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
-SIZE_TAIL = SIZE_KNOTS // 10  # below the training FLOPs, h goes on with its slope over the lowest tenth of their span
 
 
 class LabelTransform(nn.Module):
@@ -41,24 +42,25 @@ class LabelTransform(nn.Module):
         return torch.log10(macs / 1e9 + 1.0) + 1.0
 
     def _offset(self, macs: torch.Tensor) -> torch.Tensor:
-        """h(log10 FLOPs) (0 unless ``size``): linear between knots; above them flat (accuracy
-        saturates); below them it keeps falling along the slope of its lowest tenth. Held flat there,
-        every network smaller than the training family's smallest got the same size effect: NB-201's
-        smaller third, all ranked by the network's residual alone."""
+        """h(log10 FLOPs) (0 unless ``size``), extended beyond the knots as ``SizePrior.predict`` is:
+        flat above them (accuracy saturates), falling below them along the slope of their low end.
+        Held flat there, every network smaller than the training family's smallest got the same size
+        effect: NB-201's smaller third, all ranked by the network's residual alone."""
         if self.kind != "size":
             return torch.zeros_like(macs)
         x = torch.log10(macs.to(self.knots.dtype) + 1.0)
+        low = self.knots[0]
+        window = ((self.knots[-1] - low) * TAIL_WINDOW).clamp_min(1e-12)
+        slope = (self._between_knots(low + window) - self.size_effect[0]) / window
+        return self._between_knots(x) + (x - low).clamp_max(0.0) * slope
+
+    def _between_knots(self, x: torch.Tensor) -> torch.Tensor:
         right = torch.searchsorted(self.knots, x).clamp(1, SIZE_KNOTS - 1)
         x0, x1 = self.knots[right - 1], self.knots[right]
         w = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
-        inside = self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
-        h, knots = self.size_effect, self.knots
-        slope = (h[SIZE_TAIL] - h[0]) / (knots[SIZE_TAIL] - knots[0]).clamp_min(1e-12)
-        return inside + (x - knots[0]).clamp_max(0.0) * slope
+        return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
 
     def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
-        from .size_prior import SizePrior
-
         prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
         low, high = float(prior.log_flops.min()), float(prior.log_flops.max())
         self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
