@@ -6,11 +6,14 @@ mean z-scored prediction of each group of checkpoints (a seed ensemble).
 
 GROUP names the recipe (``4 layers``, ``6 layers``, ...); a CKPT is a Lightning checkpoint of
 ``predict-train fit --config experiments/gennape_nb101.yaml [overrides]`` or a shipped name. Writes
-experiments/results/seed_variance.md (``--out STEM``: STEM.md).
+experiments/results/seed_variance.md (``--out STEM``: STEM.md). ``--tail-windows W ...`` scores
+every checkpoint once per value of ``predictors.size_prior.TAIL_WINDOW`` (how far up its FLOPs
+span a size-label checkpoint reads the slope it extends below them).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -33,17 +36,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", nargs="+", required=True, help="GROUP=CKPT pairs")
     parser.add_argument("--out", default="seed_variance", help="results file stem in experiments/results")
+    parser.add_argument("--tail-windows", type=float, nargs="+", default=None,
+                        help="score size-label checkpoints with each of these TAIL_WINDOW values "
+                             "(predictors/size_prior.py) instead of the shipped one, one group each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
 
+    from predictors import size_prior
     from predictors.metrics import srcc
 
     families = {key: load_family(key) for key in KEYS}
     truth = {key: column(dataset, "y") for key, dataset in families.items()}
     rows, groups = [], defaultdict(list)
-    for pair in args.checkpoints:
+    windows = args.tail_windows or [size_prior.TAIL_WINDOW]
+    for window, pair in itertools.product(windows, args.checkpoints):
         group, _, checkpoint = pair.partition("=")
+        group = f"{group}, tail window {window:g}" if args.tail_windows else group
+        size_prior.TAIL_WINDOW = window
         model = lean_model(checkpoint).eval()
         predictions = {key: predict(model, dataset) for key, dataset in families.items()}
         groups[group].append(predictions)
@@ -57,6 +67,7 @@ def main() -> None:
                          {key: srcc(sum(zscore(m[key]) for m in members), truth[key]) for key in KEYS}))
     lines = ["# Zero-shot transfer across pretraining seeds", "",
              "Command: `python experiments/seed_variance.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints)
+             + (" --tail-windows " + " ".join(f"{w:g}" for w in args.tail_windows) if args.tail_windows else "")
              + f" --out {args.out}`  ",
              "SRCC of zero-shot predictions (no target labels). Every checkpoint is pretrained on NB-101 alone.", "",
              "| checkpoint | " + " | ".join(KEYS.values()) + " |", "|---|" + "---|" * len(KEYS)]

@@ -240,7 +240,7 @@ class Predictor:
         labels: ``experiments/results/finetune_selection*.md``); ``trainable`` is ``all`` (every
         layer, at ``lr`` 2e-3 by default), ``heads`` or ``top`` (heads + the last GNN layer; ``lr``
         1e-2 by default). On NB-201 with 50 labels from the ``nb101`` checkpoint every layer reached
-        SRCC 0.897 on the rest (mean of 5 draws), the top layer 0.845 (one draw). Uncertainty is
+        SRCC 0.902 on the rest (mean of 5 draws), the top layer 0.815 (one draw). Uncertainty is
         recalibrated on 5-fold cross-validated residuals (``recalibrate=False`` keeps the base
         calibration and fits once: for search loops that refit often), and the family's embeddings
         join the in-distribution reference set.

@@ -1,4 +1,5 @@
-"""The FLOPs prior for families a checkpoint never saw: the NB-101 checkpoint on real NB-201 networks."""
+"""Size as a prior for families a checkpoint never saw: the FLOPs prior ensemble and size-residual
+labels, on real NB-201 networks and NB-301 labels."""
 from __future__ import annotations
 
 import json
@@ -6,12 +7,14 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 import yaml
 
 from bench_data import registry
 from bench_data.paths import MissingBenchmarkFile
 from graph_encoders import onnx_to_cg
 from predictors.api import Predictor
+from predictors.label_transform import LabelTransform
 from predictors.metrics import srcc
 from predictors.size_prior import SizePrior, main
 
@@ -24,6 +27,17 @@ def nb201(nb201_records):
     space = registry.get_space("nb201")
     chosen = [nb201_records[i] for i in np.random.default_rng(1).choice(len(nb201_records), 300, replace=False)]
     return [space.to_onnx(r.arch) for r in chosen], np.array([r.targets["cifar10"] for r in chosen])
+
+
+@pytest.fixture(scope="module")
+def nb301_labels():
+    """NB-301's CIFAR-10 accuracies and MACs (NASLib's FLOPs count), as tensors."""
+    try:
+        records = registry.load_records("nb301")
+    except MissingBenchmarkFile as err:
+        pytest.skip(str(err))
+    return (torch.tensor([r.targets["cifar10"] for r in records]),
+            torch.tensor([r.targets["zc:flops"] * 1e6 for r in records]))
 
 
 def test_the_prior_is_a_non_decreasing_fit_that_travels_in_the_checkpoint(tmp_path):
@@ -81,20 +95,11 @@ def test_the_command_fits_the_prior_on_the_recipe_training_split(tmp_path):
     assert np.all(np.diff(predictor.size_prior.accuracy) >= 0) and predictor.size_prior.accuracy.max() < 95
 
 
-def test_size_label_transform_leaves_the_network_what_flops_do_not_explain():
+def test_size_label_transform_leaves_the_network_what_flops_do_not_explain(nb301_labels):
     """``label_transform: size`` subtracts the isotonic FLOPs fit: on NB-301's networks the labels rank
     with FLOPs at 0.48, their transformed values on held-out networks at about 0 (measured -0.01); the
     transform inverts exactly and its fit travels in the state dict."""
-    import torch
-
-    from predictors.label_transform import LabelTransform
-
-    try:
-        records = registry.load_records("nb301")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
-    y = torch.tensor([r.targets["cifar10"] for r in records])
-    macs = torch.tensor([r.targets["zc:flops"] * 1e6 for r in records])
+    y, macs = nb301_labels
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     fit, held_out = order[:360], order[360:]
     transform = LabelTransform("size").fit(y[fit], macs[fit])
@@ -116,20 +121,11 @@ def test_size_label_transform_leaves_the_network_what_flops_do_not_explain():
     assert torch.allclose(few(y, macs), LabelTransform("zscore").fit(y[:50], macs[:50])(y, macs))
 
 
-def test_size_effect_keeps_falling_below_the_smallest_training_network():
+def test_size_effect_keeps_falling_below_the_smallest_training_network(nb301_labels):
     """Fitted on NB-301's larger half, h (and the size prior) still rank the smaller half by size
     (accuracy keeps falling with FLOPs there) instead of giving them all the smallest training
     network's value."""
-    import torch
-
-    from predictors.label_transform import LabelTransform
-
-    try:
-        records = registry.load_records("nb301")
-    except MissingBenchmarkFile as err:
-        pytest.skip(str(err))
-    y = torch.tensor([r.targets["cifar10"] for r in records])
-    macs = torch.tensor([r.targets["zc:flops"] * 1e6 for r in records])
+    y, macs = nb301_labels
     order = torch.argsort(macs)
     small, large = order[: len(order) // 2], order[len(order) // 2:]
     transform = LabelTransform("size").fit(y[large], macs[large])
