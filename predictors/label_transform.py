@@ -68,7 +68,8 @@ class LabelTransform(nn.Module):
 
     def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
         """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:
-        ``refit`` on ``y``, ``keep`` the fitted one, or ``drop`` it (h = 0: a plain z-score).
+        ``refit`` on ``y``, ``keep`` the fitted one and its scale (only the mean moves, so a network's
+        ranking z + h / std stays the checkpoint's), or ``drop`` it (h = 0: a plain z-score).
         Fine-tuning on a handful of labels drops it: on 50-shot NB-201 / NB-301 that trained better
         than refitting or keeping it (experiments/results/README.md, "Size-residual labels")."""
         if size_effect not in ("refit", "keep", "drop"):
@@ -80,7 +81,8 @@ class LabelTransform(nn.Module):
         if self.kind != "none":
             raw = y / self._divisor(macs) - self._offset(macs)
             self.mean.fill_(float(raw.mean()))
-            self.std.fill_(float(raw.std().clamp_min(1e-8)))
+            if not (self.kind == "size" and size_effect == "keep"):
+                self.std.fill_(float(raw.std().clamp_min(1e-8)))
         return self
 
     def forward(self, y: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from torch_geometric.data import Batch
 from graph_encoders import onnx_to_cg
 from graph_encoders.lean import collate, node_budget_batches
 from predictors.api import Predictor, calibrate, ood_threshold
+from predictors.metrics import srcc
 from predictors.model import PerformancePredictor
 
 from .zoo import ZOO
@@ -99,7 +100,6 @@ def test_calibration_gives_unit_variance_and_ood_threshold():
 
 
 def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
-    from predictors.metrics import srcc
 
     base = _random_predictor(seed=1)
     before = [p.score for p in base.predict(graphs)]
@@ -144,6 +144,9 @@ def test_finetuning_a_size_label_checkpoint_keeps_its_size_fit_only_without_trai
     labels = np.log10([g.params for g in graphs]) * 10
     kept = base.finetune(graphs, labels, epochs=0, recalibrate=False)
     assert torch.equal(kept.model.transform.size_effect, base.model.transform.size_effect)
+    before, after = ([p.accuracy for p in predictor.predict(graphs)] for predictor in (base, kept))
+    assert srcc(after, before) == pytest.approx(1.0)
+    assert abs(np.mean(after) - np.mean(labels)) < abs(np.mean(before) - np.mean(labels)) / 10  # their level
     trained = base.finetune(graphs, labels, epochs=10, trainable="top", recalibrate=False)
     assert not trained.model.transform.size_effect.any()
     assert base.model.transform.size_effect.std() > 0  # base untouched
