@@ -187,7 +187,8 @@ class Predictor:
         """Predictions for every input, in order; ``latency_devices`` adds predicted latencies (ms)
         on those devices (names from :attr:`latency_devices`). ``size_prior`` averages the accuracy
         with the checkpoint's FLOPs prior (:mod:`predictors.size_prior`): better zero-shot rankings
-        of families the checkpoint never saw, worse ones in domain."""
+        of families a z-score checkpoint never saw, worse ones in domain; near neutral for a
+        size-label checkpoint such as ``nb101``, which predicts with that prior inside."""
         from graph_encoders.lean import graph_arrays
 
         devices = list(latency_devices)

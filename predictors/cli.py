@@ -77,7 +77,9 @@ What the numbers mean:
   accuracy  predicted top-1 accuracy in percent on the checkpoint's label scale: the dataset and
             training recipe of the benchmark it was trained on (see --checkpoint below; `nb101`:
             CIFAR-10 validation accuracy after NAS-Bench-101's 108-epoch recipe). A network trained
-            another way will reach another accuracy: trust the ranking more than the value.
+            another way will reach another accuracy: trust the ranking more than the value. For a
+            network smaller than every one `nb101` trained on (37 M MACs) its size effect is
+            extrapolated: it keeps falling with FLOPs.
   +-        calibrated one-sigma uncertainty of `accuracy` (about 68% of held-out networks fall
             within it).
   OOD       the network is far from everything the checkpoint was trained on (its embedding is

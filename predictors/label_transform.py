@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import size_prior
+from .size_prior import SIZE_KNOTS, SizePrior, tail_slope  # h: SIZE_KNOTS evenly spaced buffers, part of the checkpoint format
 
 KINDS = ("flops", "size", "zscore", "none")
-SIZE_KNOTS = 64  # h is stored at this many evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
 
 
 class LabelTransform(nn.Module):
@@ -49,10 +48,8 @@ class LabelTransform(nn.Module):
         if self.kind != "size":
             return torch.zeros_like(macs)
         x = torch.log10(macs.to(self.knots.dtype) + 1.0)
-        low = self.knots[0]
-        window = ((self.knots[-1] - low) * size_prior.TAIL_WINDOW).clamp_min(1e-12)
-        slope = (self._between_knots(low + window) - self.size_effect[0]) / window
-        return self._between_knots(x) + (x - low).clamp_max(0.0) * slope
+        slope = tail_slope(self.knots, self.size_effect)
+        return self._between_knots(x) + (x - self.knots[0]).clamp_max(0.0) * slope
 
     def _between_knots(self, x: torch.Tensor) -> torch.Tensor:
         right = torch.searchsorted(self.knots, x).clamp(1, SIZE_KNOTS - 1)
@@ -61,7 +58,7 @@ class LabelTransform(nn.Module):
         return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
 
     def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
-        prior = size_prior.SizePrior.fit(macs.double().numpy(), y.double().numpy())
+        prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
         low, high = float(prior.log_flops.min()), float(prior.log_flops.max())
         self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
         self.size_effect.copy_(torch.from_numpy(np.interp(self.knots.double().numpy(), prior.log_flops, prior.accuracy)))
