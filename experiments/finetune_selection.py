@@ -6,7 +6,8 @@ them and on the held-out rest, with weight-space interpolation towards the pretr
 ``Predictor.finetune`` used to pick the training length (0 = the pretrained ranking, up to 200 epochs) by
 the SRCC of 5-fold out-of-fold predictions pooled over the 50 labels (the first rule below); these
 results are why it now trains the full length (the fifth). On one of ``shot_draws.py``'s five
-NB-201 draws that rule kept the pretrained ranking (0.805 on the rest, where 200 epochs reach 0.88).
+NB-201 draws that rule kept the pretrained ranking (with the z-score ``nb101`` of sessions 1-13:
+0.805 on the rest, where 200 epochs reach 0.88).
 For the same draws, folds and loop, this script reports per length:
 - pooled out-of-fold SRCC (what that rule maximised) and the mean of the per-fold SRCCs
   (pooling mixes five fold models, whose offsets could favour the single pretrained model);

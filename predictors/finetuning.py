@@ -116,11 +116,13 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     those networks. Each fold's model never sees its held-out networks. It gives the out-of-fold
     residuals that calibrate the uncertainty and, for the record, how well each length (0 epochs,
     the pretrained ranking, included) ranked the held-out labels. It does not pick the length: from
-    10-50 labels that pick lost more than it saved (``experiments/results/finetune_selection*.md``:
-    over 5 draws of 10 / 20 / 50 labels on NB-201 and NB-301, the full length scored 0.797 on
-    average, the pick 0.784; it kept the pretrained ranking on a 50-label draw where 200 epochs
-    score 0.884 instead of 0.805). Returns the SRCC of every checkpoint, and each checkpoint's
-    out-of-fold ``score``, ``residual`` and ``spread``."""
+    10-50 labels that pick lost more than it saved with the z-score ``nb101`` of sessions 1-13
+    (over 5 draws of 10 / 20 / 50 labels on NB-201 and NB-301 the full length scored 0.797 on
+    average, the pick 0.784). With today's ``nb101`` (size labels) the full length scores 0.787,
+    the pick 0.784, and below 50 NB-201 labels training falls under the zero-shot ranking
+    (``experiments/results/finetune_selection*.md``; the results README, session 14). Returns the
+    SRCC of every checkpoint, and each checkpoint's out-of-fold ``score``, ``residual`` and
+    ``spread``."""
     n = len(y)
     checkpoints = cv_lengths(epochs)
     outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
