@@ -8,11 +8,11 @@ the FLOPs its training networks span it holds its end value, below them it keeps
 GENNAPE's zero-shot results are ensembles that include a FLOPs predictor; ``Predictor.predict(...,
 size_prior=True)`` (``predict --size-prior``) is that ensemble with two members: the mean of the
 GNN's accuracy and this prior. Measured by ``experiments/gennape_protocol.py``: with the z-score
-``nb101`` of sessions 1-13 (and this prior held flat below its range, as then) zero-shot SRCC on NB-201 0.805 -> 0.845 (4,096 without ``none``: 0.771
--> 0.852), NB-301 0.140 -> 0.369; with today's ``nb101``, trained on size-residual labels (the same
-prior inside one network), 0.857 -> 0.858, 0.871 -> 0.861, 0.412 -> 0.452. In domain it costs
-(NB-101 held-out 0.941 -> 0.905), so it is for families the checkpoint never saw (the OOD flag
-says when).
+``nb101`` of sessions 1-13 (and this prior held flat below its range, as then) zero-shot SRCC on
+NB-201 0.805 -> 0.845 (4,096 without ``none``: 0.771 -> 0.852), NB-301 0.140 -> 0.369; with
+today's ``nb101``, trained on size-residual labels (the same prior inside one network), 0.857 ->
+0.858, 0.871 -> 0.861, 0.412 -> 0.452. In domain it costs (NB-101 held-out 0.941 -> 0.905), so it
+is for families the checkpoint never saw (the OOD flag says when).
 """
 from __future__ import annotations
 
