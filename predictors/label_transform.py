@@ -9,11 +9,11 @@ explain. ``zscore``: y = z-score(A). ``none``: identity.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from .size_prior import SIZE_KNOTS, SizePrior, tail_slope  # h: SIZE_KNOTS evenly spaced buffers, part of the checkpoint format
+# h is stored at SIZE_KNOTS evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
+from .size_prior import SIZE_KNOTS, SizePrior, tail_slope
 
 KINDS = ("flops", "size", "zscore", "none")
 
@@ -58,10 +58,9 @@ class LabelTransform(nn.Module):
         return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
 
     def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
-        prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
-        low, high = float(prior.log_flops.min()), float(prior.log_flops.max())
-        self.knots.copy_(torch.linspace(low, max(high, low + 1e-6), SIZE_KNOTS))
-        self.size_effect.copy_(torch.from_numpy(np.interp(self.knots.double().numpy(), prior.log_flops, prior.accuracy)))
+        knots, values = SizePrior.fit(macs.double().numpy(), y.double().numpy()).resampled()
+        self.knots.copy_(torch.from_numpy(knots))
+        self.size_effect.copy_(torch.from_numpy(values))
 
     def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
         """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:

@@ -56,14 +56,19 @@ class SizePrior:
         iso = IsotonicRegression(out_of_bounds="clip").fit(np.log10(np.asarray(macs, dtype=float) + 1), labels)
         return cls(iso.X_thresholds_, iso.y_thresholds_)
 
+    def resampled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fit at :data:`SIZE_KNOTS` evenly spaced log-FLOPs points (what size-residual labels
+        store, and where :func:`tail_slope` reads the slope)."""
+        low, high = self.log_flops[0], self.log_flops[-1]
+        knots = np.linspace(low, max(high, low + 1e-6), SIZE_KNOTS)
+        return knots, np.interp(knots, self.log_flops, self.accuracy)
+
     def predict(self, macs) -> np.ndarray:
         """Linear between breakpoints; above them flat (accuracy saturates); below them falling along
         the slope of their lowest ``TAIL_WINDOW`` (held flat, every smaller network would tie)."""
         x = np.log10(np.asarray(macs, dtype=float) + 1)
-        low = self.log_flops[0]
-        knots = np.linspace(low, self.log_flops[-1], SIZE_KNOTS)
-        slope = tail_slope(knots, np.interp(knots, self.log_flops, self.accuracy))
-        return np.interp(x, self.log_flops, self.accuracy) + np.minimum(x - low, 0.0) * slope
+        slope = tail_slope(*self.resampled())
+        return np.interp(x, self.log_flops, self.accuracy) + np.minimum(x - self.log_flops[0], 0.0) * slope
 
     def to_state(self) -> dict:
         return {"log_flops": self.log_flops.tolist(), "accuracy": self.accuracy.tolist()}

@@ -100,7 +100,6 @@ def test_calibration_gives_unit_variance_and_ood_threshold():
 
 
 def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
-
     base = _random_predictor(seed=1)
     before = [p.score for p in base.predict(graphs)]
     labels = np.log10([g.params for g in graphs]) * 10  # a label the random model cannot know

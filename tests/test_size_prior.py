@@ -40,6 +40,14 @@ def nb301_labels():
             torch.tensor([r.targets["zc:flops"] * 1e6 for r in records]))
 
 
+@pytest.fixture(scope="module")
+def nb301_halves(nb301_labels):
+    """NB-301's labels and MACs, with the indices of its smaller and larger half by MACs."""
+    y, macs = nb301_labels
+    order = torch.argsort(macs)
+    return y, macs, order[: len(order) // 2], order[len(order) // 2:]
+
+
 def test_the_prior_is_a_non_decreasing_fit_that_travels_in_the_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     macs = 10 ** rng.uniform(6, 9, 400)
@@ -122,13 +130,11 @@ def test_size_label_transform_leaves_the_network_what_flops_do_not_explain(nb301
     assert torch.allclose(few(y, macs), LabelTransform("zscore").fit(y[:50], macs[:50])(y, macs))
 
 
-def test_size_effect_keeps_falling_below_the_smallest_training_network(nb301_labels):
+def test_size_effect_keeps_falling_below_the_smallest_training_network(nb301_halves):
     """Fitted on NB-301's larger half, h (and the size prior) still rank the smaller half by size
     (accuracy keeps falling with FLOPs there) instead of giving them all the smallest training
     network's value."""
-    y, macs = nb301_labels
-    order = torch.argsort(macs)
-    small, large = order[: len(order) // 2], order[len(order) // 2:]
+    y, macs, small, large = nb301_halves
     transform = LabelTransform("size").fit(y[large], macs[large])
     effect = transform.ranking_score(torch.zeros(len(small)), macs[small])
     assert float(effect.max()) <= float(transform.size_effect[0] / transform.std) + 1e-6
@@ -139,16 +145,14 @@ def test_size_effect_keeps_falling_below_the_smallest_training_network(nb301_lab
 
 
 @pytest.mark.parametrize("window", [0.0, 0.1, 0.25, 0.5])
-def test_the_network_and_the_prior_extend_size_by_one_rule(nb301_labels, monkeypatch, window):
+def test_the_network_and_the_prior_extend_size_by_one_rule(nb301_halves, monkeypatch, window):
     """Below the training FLOPs, size-residual labels' h and the size prior fall along the same slope,
     that of their lowest ``TAIL_WINDOW``, continuous at the smallest training network; window 0 holds
     them flat."""
     from predictors import size_prior
 
     monkeypatch.setattr(size_prior, "TAIL_WINDOW", window)
-    y, macs = nb301_labels
-    order = torch.argsort(macs)
-    small, large = order[: len(order) // 2], order[len(order) // 2:]
+    y, macs, small, large = nb301_halves
     transform = LabelTransform("size").fit(y[large], macs[large])
     prior = SizePrior.fit(macs[large].numpy(), y[large].numpy())
     below = transform.ranking_score(torch.zeros(len(small)), macs[small]) * transform.std
