@@ -61,48 +61,69 @@ COLUMN_CANDIDATES = {"columns": ridge_on(lambda p, e: p)}
 WEIGHT_POWER = 4
 
 
+class FewShotBlend:
+    """The few-shot blend as a scikit-learn-style estimator: ``fit(p, e, y)`` on the labelled
+    networks' zero-shot columns ``p`` and embeddings ``e``, then ``predict(p, e)`` for any networks,
+    each on its own. The candidates (default :data:`FEW_SHOT_CANDIDATES`, plus
+    :data:`COLUMN_CANDIDATES` with several columns) are averaged, z-scored on the support set, with
+    weights max(0, leave-one-out SRCC on the support set)^:data:`WEIGHT_POWER`. 20 labels cannot
+    refit a head without overfitting, and picking the single best candidate is noisy; the weights
+    tell how far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on
+    the embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
+    backwards). The blend reaches the label scale through :func:`label_scale_map`, fitted on the
+    support labels and the blend's own leave-one-out predictions. ``weights_`` maps each candidate
+    to its share."""
+
+    def __init__(self, candidates: dict | None = None):
+        self.candidates = candidates
+
+    def fit(self, p: np.ndarray, e: np.ndarray, y: np.ndarray) -> "FewShotBlend":
+        from scipy.stats import spearmanr
+
+        candidates = self.candidates
+        if candidates is None:
+            candidates = {**FEW_SHOT_CANDIDATES, **(COLUMN_CANDIDATES if p.shape[1] > 1 else {})}
+        z = (y - y.mean()) / (y.std() + 1e-12)
+        n, weights, self.models_, held_out = len(z), {}, {}, {}
+        for name, fit in candidates.items():
+            loo = np.empty(n)
+            for i in range(n):
+                keep = np.arange(n) != i
+                loo[i] = fit(p[keep], e[keep], z[keep])(p[i:i + 1], e[i:i + 1])[0]
+            score = spearmanr(loo, z).statistic if np.std(loo) > 0 else 0.0
+            weights[name] = max(float(np.nan_to_num(score)), 0.0) ** WEIGHT_POWER
+            model = fit(p, e, z)
+            fitted = model(p, e)  # z-scored on the support set: each query is predicted on its own
+            centre, spread = fitted.mean(), fitted.std() + 1e-12
+            self.models_[name], held_out[name] = (model, centre, spread), (loo - centre) / spread
+        if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
+            weights["zero-shot"] = 1.0
+        total = sum(weights.values())
+        self.weights_ = {name: w / total for name, w in weights.items() if w > 0}
+        self.label_map_ = label_scale_map(sum(w * held_out[name] for name, w in self.weights_.items()), y)
+        return self
+
+    def predict(self, p: np.ndarray, e: np.ndarray) -> np.ndarray:
+        ranking = sum(w * (self.models_[name][0](p, e) - self.models_[name][1]) / self.models_[name][2]
+                      for name, w in self.weights_.items())
+        return self.label_map_(ranking)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {w:.2f}" for name, w in self.weights_.items())
+
+
 def few_shot(p_support, e_support, y_support, p_query, e_query, candidates: dict | None = None,
              constant: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, str]:
-    """Few-shot prediction from zero-shot columns ``p`` and backbone embeddings ``e``, on the label
-    scale, each query network on its own. The candidates of :data:`FEW_SHOT_CANDIDATES` are
-    averaged (z-scored on the support set) with weights
-    max(0, leave-one-out SRCC on the support set)^:data:`WEIGHT_POWER`. 20 labels cannot refit a
-    head without overfitting, and picking the single best candidate is noisy; the weights tell how
-    far the zero-shot ranking holds, should be reweighted, or should give way to a ridge on the
-    embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
-    backwards). The blend reaches the label scale through :func:`label_scale_map`, fitted on the
-    support labels and the blend's own leave-one-out predictions. ``candidates`` defaults to
-    :data:`FEW_SHOT_CANDIDATES`, plus :data:`COLUMN_CANDIDATES` with several columns. ``constant`` =
-    (support mask, query mask) marks networks whose output ignores the input
+    """:class:`FewShotBlend` fitted on the support set and predicting the query, on the label scale.
+    ``constant`` = (support mask, query mask) marks networks whose output ignores the input
     (``predictors.model.input_independent``): their predictions become :func:`constant_network_label`
     (they stay in the fits: leaving them out lowered NB-201 50-shot SRCC by 0.005-0.02 over 5 draws).
     Returns the prediction and the weights."""
-    from scipy.stats import spearmanr
-
-    if candidates is None:
-        candidates = {**FEW_SHOT_CANDIDATES, **(COLUMN_CANDIDATES if p_support.shape[1] > 1 else {})}
-    y = (y_support - y_support.mean()) / (y_support.std() + 1e-12)
-    n, weights, predictions, held_out = len(y), {}, {}, {}
-    for name, fit in candidates.items():
-        loo = np.empty(n)
-        for i in range(n):
-            keep = np.arange(n) != i
-            loo[i] = fit(p_support[keep], e_support[keep], y[keep])(p_support[i:i + 1], e_support[i:i + 1])[0]
-        score = spearmanr(loo, y).statistic if np.std(loo) > 0 else 0.0
-        weights[name] = max(float(np.nan_to_num(score)), 0.0) ** WEIGHT_POWER
-        model = fit(p_support, e_support, y)
-        fitted = model(p_support, e_support)  # z-scored on the support set: each query is predicted on its own
-        centre, spread = fitted.mean(), fitted.std() + 1e-12
-        predictions[name], held_out[name] = (model(p_query, e_query) - centre) / spread, (loo - centre) / spread
-    if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
-        weights["zero-shot"] = 1.0
-    total = sum(weights.values())
-    blend = sum(w * predictions[name] for name, w in weights.items()) / total
-    blend_loo = sum(w * held_out[name] for name, w in weights.items()) / total
-    pred = label_scale_map(blend_loo, y_support)(blend)
+    blend = FewShotBlend(candidates).fit(p_support, e_support, y_support)
+    pred = blend.predict(p_query, e_query)
     if constant is not None:
         pred = constant_network_label(pred, constant[1], y_support, constant[0])
-    return pred, ", ".join(f"{name} {w / total:.2f}" for name, w in weights.items() if w > 0)
+    return pred, blend.describe()
 
 
 def label_scale_map(score: np.ndarray, y: np.ndarray):

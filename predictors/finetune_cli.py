@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--trainable", choices=("all", "heads", "top"), default="all",
                         help="every layer, heads only, or heads + the last GNN layer (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-blend", dest="blend", action="store_false",
+                        help="predict with the fine-tuned network alone (default: averaged with the starting checkpoint's "
+                        "zero-shot ranking blended on the same labels, which keeps rankings that 10-20 labels of "
+                        "training forget; it costs a second forward pass)")
     parser.add_argument("--target", default="accuracy", metavar="accuracy|latency:DEVICE",
                         help="what the labels are (default: %(default)s)")
     return parser
@@ -71,7 +75,7 @@ def finetune(argv: list[str]) -> int:
             tuned = base.add_latency_device(device, graphs, np.array(labels))
         else:
             tuned = base.finetune(graphs, np.array(labels), epochs=args.epochs, trainable=args.trainable, seed=args.seed,
-                                  source=str(args.labels), progress=True)
+                                  source=str(args.labels), progress=True, blend=args.blend)
     except ValueError as err:
         print(f"error: {args.labels}: {err}", file=sys.stderr)
         return 2

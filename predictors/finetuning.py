@@ -157,8 +157,10 @@ def finetune_model(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
 
 
 def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: int, trainable: str, lr: float | None,
-                       seed: int, source: str, progress: bool = False, recalibrate: bool = True) -> "Predictor":
+                       seed: int, source: str, progress: bool = False, recalibrate: bool = True,
+                       blend: bool = True) -> "Predictor":
     from .api import Predictor
+    from .pretrained_blend import PretrainedBlend
 
     lr = default_lr(trainable) if lr is None else lr
     if len(graphs) != len(labels):
@@ -173,11 +175,15 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     batch = collate(graphs)
     with torch.no_grad():
         family = model.embed(batch).numpy()
+    # the blend starts from the base's own network (a base that is itself blended gives only that)
+    pretrained_blend = PretrainedBlend.fit(base.model, batch, labels) if blend else None
     centers = np.concatenate([np.asarray(base.ood["centers"]), family])
     ood = {**ood_threshold(family, centers), "threshold": float(base.ood["threshold"])}
     metadata = {**base.metadata, "finetuned_from": base.metadata.get("name", ""), "finetuned_on": source,
                 "finetune_labels": len(graphs), "finetune_epochs": epochs, "finetune_cv_srcc": scores,
                 "finetune_trainable": trainable, "finetune_lr": lr,
-                "finetune_seed": seed, "label": "the fine-tuning family's labels"}
+                "finetune_seed": seed, "finetune_blend": pretrained_blend.blend.describe() if blend else "none",
+                "label": "the fine-tuning family's labels"}
     calibration = calibrate(outputs[epochs]["spread"], outputs[epochs]["residual"]) if recalibrate else dict(base.calibration)
-    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, base.size_prior)
+    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, base.size_prior,
+                     pretrained_blend)

@@ -34,10 +34,14 @@ class CGSurrogate(RegressorMixin, BaseEstimator):
         objectives: ``"accuracy"`` and/or ``"latency:<device>"``, the columns of ``y`` and of predictions.
         recalibrate: refit the uncertainty by cross-validation in :meth:`fit` (False: faster refits
             for search loops, keeping the checkpoint's calibration).
+        blend: average the fine-tuned network with the checkpoint's zero-shot ranking blended on the
+            same labels (:meth:`predictors.api.Predictor.finetune`; False: the fine-tuned network alone,
+            one forward pass per prediction).
     """
 
     def __init__(self, space: str | None = None, checkpoint: str = "default", epochs: int = 100,
-                 trainable: str = "all", seed: int = 0, objectives: tuple = ("accuracy",), recalibrate: bool = True):
+                 trainable: str = "all", seed: int = 0, objectives: tuple = ("accuracy",), recalibrate: bool = True,
+                 blend: bool = True):
         self.space = space
         self.checkpoint = checkpoint
         self.epochs = epochs
@@ -45,6 +49,7 @@ class CGSurrogate(RegressorMixin, BaseEstimator):
         self.seed = seed
         self.objectives = objectives
         self.recalibrate = recalibrate
+        self.blend = blend
 
     # ------------------------------------------------------------------ helpers
     def _base(self):
@@ -99,7 +104,7 @@ class CGSurrogate(RegressorMixin, BaseEstimator):
                     raise ValueError("y contains NaN or infinite accuracy labels")
                 predictor = predictor.finetune(graphs, column, epochs=self.epochs, trainable=self.trainable,
                                                seed=self.seed, source=f"{len(column)} labels via CGSurrogate.fit",
-                                               recalibrate=self.recalibrate)
+                                               recalibrate=self.recalibrate, blend=self.blend)
             elif (device := objective.partition(":")[2]) not in self._base().latency_devices:
                 measured = np.flatnonzero(np.isfinite(column))
                 predictor = predictor.add_latency_device(device, [graphs[i] for i in measured], column[measured])

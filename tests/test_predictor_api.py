@@ -117,6 +117,25 @@ def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
         base.finetune(graphs, labels, epochs=-1)
 
 
+def test_a_blended_finetune_survives_a_checkpoint_round_trip(tmp_path, graphs):
+    """``blend=True`` keeps the pretrained network and the labelled networks' zero-shot inputs in
+    the checkpoint: a saved and reloaded predictor predicts exactly what it did. ``blend=False``
+    predicts with the fine-tuned network alone, which the same seed trains identically."""
+    base = _random_predictor(seed=1)
+    labels = np.log10([g.params for g in graphs]) * 10
+    settings = dict(epochs=20, trainable="top", recalibrate=False)
+    blended, alone = base.finetune(graphs, labels, **settings), base.finetune(graphs, labels, **settings, blend=False)
+    assert alone.pretrained_blend is None and alone.metadata["finetune_blend"] == "none"
+    for a, b in zip(blended.model.state_dict().values(), alone.model.state_dict().values()):
+        assert torch.equal(a, b)
+    with_blend = [p.accuracy for p in blended.predict(graphs)]
+    assert not np.allclose(with_blend, [p.accuracy for p in alone.predict(graphs)])
+    blended.save(tmp_path / "blended.ckpt")
+    reloaded = Predictor.from_pretrained(tmp_path / "blended.ckpt")
+    assert [p.accuracy for p in reloaded.predict(graphs)] == pytest.approx(with_blend, rel=1e-6)
+    assert [p.score for p in reloaded.predict(graphs)] == pytest.approx([p.score for p in blended.predict(graphs)], abs=1e-5)
+
+
 def test_cluster_head_spread_is_the_disagreement_of_its_heads():
     from predictors.heads import ClusterMixtureHead
 
@@ -141,7 +160,7 @@ def test_finetuning_a_size_label_checkpoint_keeps_its_size_fit_only_without_trai
     base.model.transform.fit(80 + 3 * torch.log10(macs + 1), macs)  # accuracy growing with size
     assert base.model.transform.size_effect.std() > 0
     labels = np.log10([g.params for g in graphs]) * 10
-    kept = base.finetune(graphs, labels, epochs=0, recalibrate=False)
+    kept = base.finetune(graphs, labels, epochs=0, recalibrate=False, blend=False)  # the network alone
     assert torch.equal(kept.model.transform.size_effect, base.model.transform.size_effect)
     before, after = ([p.accuracy for p in predictor.predict(graphs)] for predictor in (base, kept))
     assert srcc(after, before) == pytest.approx(1.0)
