@@ -81,5 +81,7 @@ def finetune(argv: list[str]) -> int:
         return 2
     tuned.save(args.out)
     what = f"latency device {device!r} learnt from" if kind == "latency" else "fine-tuned on"
-    print(f"wrote {args.out}: {what} {len(graphs)} networks from {args.labels} ({failed} failed)")
+    blend = tuned.metadata.get("finetune_blend", "none") if kind == "accuracy" else "none"
+    blended = f"; averaged with the zero-shot blend ({blend})" if blend != "none" else ""
+    print(f"wrote {args.out}: {what} {len(graphs)} networks from {args.labels} ({failed} failed){blended}")
     return 1 if failed else 0

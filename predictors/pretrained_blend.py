@@ -7,8 +7,8 @@ NB-201 labels fine-tuned rank the rest at 0.771 / 0.833, while zero-shot ranks i
 blend's weights, fitted by leave-one-out on the same labels, keep the zero-shot ranking where it
 holds and give way to ridges on the embedding where it does not (NB-301, where zero-shot ranks
 at 0.41). Averaged over NB-201 and NB-301 at 10 / 20 / 50 labels, 5 draws each, the average of
-the two ranks the rest at 0.809 against fine-tuning's 0.787 (the z-score ``nb101``: 0.80x against
-0.799); it gains on NB-201 at every count and loses 0.00-0.02 on NB-301
+the two ranks the rest at 0.809 against fine-tuning's 0.787 (the z-score ``nb101``: 0.803 against
+0.795); it gains on NB-201 at every count and loses 0.00-0.04 on NB-301
 (``experiments/finetune_blend.py``).
 """
 from __future__ import annotations

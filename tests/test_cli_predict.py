@@ -97,7 +97,7 @@ def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path,
     tuned = tmp_path / "tuned.ckpt"
     result = run_predict("finetune", tmp_path / "labels.csv", "--checkpoint", "nb101", "--out", tuned, "--epochs", "100")
     assert result.returncode == 0, result.stderr
-    assert "fine-tuned on 100 networks" in result.stdout
+    assert "fine-tuned on 100 networks" in result.stdout and "averaged with the zero-shot blend" in result.stdout
     after = json.loads(run_predict(*held_out, "--checkpoint", tuned, "--json").stdout)
     acc_before, acc_after = [r["accuracy"] for r in before], [r["accuracy"] for r in after]
     assert abs(np.mean(acc_after) - np.mean(truth)) < 3.0  # the family's scale, fitted on its labels
