@@ -259,8 +259,8 @@ class Predictor:
         ``nb101``, over 5 draws, NB-201's rest ranks at 0.854 / 0.883 / 0.920 with 10 / 20 / 50
         labels (fine-tuned alone 0.771 / 0.833 / 0.902, zero-shot 0.857) and NB-301's at 0.617 /
         0.756 / 0.822 (alone 0.621 / 0.756 / 0.840); it costs a second forward pass per prediction.
-        Uncertainty is recalibrated on 5-fold cross-validated residuals of the fine-tuned network
-        (``recalibrate=False`` keeps the base calibration and fits once: for search loops that
+        Uncertainty is recalibrated on 5-fold cross-validated residuals of what the new predictor
+        predicts (blended or not; ``recalibrate=False`` keeps the base calibration and fits once: for search loops that
         refit often), and the family's embeddings join the in-distribution reference set.
         """
         from .finetuning import finetune_predictor

@@ -14,6 +14,7 @@ from graph_encoders.lean import collate
 from .api import calibrate, ood_threshold
 from .losses import pairwise_ranking_loss
 from .metrics import srcc
+from .pretrained_blend import PretrainedBlend
 
 if TYPE_CHECKING:
     from .api import Predictor
@@ -111,7 +112,8 @@ def cv_folds(n: int, seed: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(seed).permutation(n), min(FOLDS, n))
 
 
-def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int):
+def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
+                   blend: bool = False):
     """5-fold cross-validation of fine-tuning ``model`` on labels ``y``; ``batch_of(indices)`` batches
     those networks. Each fold's model never sees its held-out networks. It gives the out-of-fold
     residuals that calibrate the uncertainty and, for the record, how well each length (0 epochs,
@@ -120,37 +122,43 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     (over 5 draws of 10 / 20 / 50 labels on NB-201 and NB-301 the full length scored 0.797 on
     average, the pick 0.784). With today's ``nb101`` (size labels) the full length scores 0.787,
     the pick 0.784, and below 50 NB-201 labels training falls under the zero-shot ranking
-    (``experiments/results/finetune_selection*.md``; the results README, session 14). Returns the
-    SRCC of every checkpoint, and each checkpoint's out-of-fold ``score``, ``residual`` and
-    ``spread``."""
+    (``experiments/results/finetune_selection*.md``; the results README, session 14). With
+    ``blend``, the full length is scored as the predictor predicts: averaged with a
+    :class:`PretrainedBlend` fitted on the fold's training labels, so the calibrated uncertainty is
+    that of the blended prediction. Returns the SRCC of every checkpoint, and each checkpoint's
+    out-of-fold ``score``, ``residual`` and ``spread``."""
     n = len(y)
     checkpoints = cv_lengths(epochs)
     outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
     for fold in cv_folds(n, seed):
-        held_out = batch_of(fold)
+        held_out, train = batch_of(fold), np.setdiff1d(np.arange(n), fold)
+        fold_blend = PretrainedBlend.fit(model, batch_of(train), y[train].numpy()) if blend else None
 
-        def record(epoch, model, fold=fold, held_out=held_out):
+        def record(epoch, tuned, fold=fold, held_out=held_out, fold_blend=fold_blend):
             if epoch not in outputs:
                 return
             with torch.no_grad():
-                z, spread = model.score_with_spread(held_out, model.embed(held_out))
+                z, spread = tuned.score_with_spread(held_out, tuned.embed(held_out))
+                if fold_blend is not None and epoch == epochs:
+                    label = fold_blend.average(tuned.transform.inverse(z, held_out.macs), held_out)
+                    z = tuned.transform(label, held_out.macs)
                 out = outputs[epoch]
-                out["score"][fold] = model.transform.ranking_score(z, held_out.macs).numpy()
+                out["score"][fold] = tuned.transform.ranking_score(z, held_out.macs).numpy()
                 out["spread"][fold] = spread.numpy()
-                out["residual"][fold] = (z - model.transform(y[fold], held_out.macs)).numpy()
+                out["residual"][fold] = (z - tuned.transform(y[fold], held_out.macs)).numpy()
 
-        train = np.setdiff1d(np.arange(n), fold)
         _fit(copy.deepcopy(model), lambda idx, train=train: batch_of(train[idx]), y[train], epochs, trainable, lr, seed,
              on_epoch=record)
     return {e: srcc(outputs[e]["score"], y.numpy()) for e in checkpoints}, outputs
 
 
 def finetune_model(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
-                   cross_validated: bool = True, progress: bool = False):
+                   cross_validated: bool = True, progress: bool = False, blend: bool = False):
     """A fine-tuned copy of ``model`` on labels ``y`` (``batch_of(indices)`` batches those networks),
     trained ``epochs`` epochs, its label scale matched to the family's. Returns the model and
-    :func:`cross_validate`'s scores and outputs (empty with ``cross_validated=False``)."""
-    scores, outputs = cross_validate(model, batch_of, y, epochs, trainable, lr, seed) if cross_validated else ({}, {})
+    :func:`cross_validate`'s scores and outputs (empty with ``cross_validated=False``; ``blend``: see there)."""
+    scores, outputs = (cross_validate(model, batch_of, y, epochs, trainable, lr, seed, blend) if cross_validated
+                       else ({}, {}))
     tuned = _fit(copy.deepcopy(model), batch_of, y, epochs, trainable, lr, seed, progress)
     _match_scale(tuned, batch_of(np.arange(len(y))), y)
     return tuned, scores, outputs
@@ -160,7 +168,6 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
                        seed: int, source: str, progress: bool = False, recalibrate: bool = True,
                        blend: bool = True) -> "Predictor":
     from .api import Predictor
-    from .pretrained_blend import PretrainedBlend
 
     lr = default_lr(trainable) if lr is None else lr
     if len(graphs) != len(labels):
@@ -171,7 +178,8 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     y = torch.as_tensor(labels, dtype=torch.float32)
     model, scores, outputs = finetune_model(base.model, lambda idx: collate([graphs[i] for i in idx]), y, epochs,
-                                            trainable, lr, seed, cross_validated=recalibrate, progress=progress)
+                                            trainable, lr, seed, cross_validated=recalibrate, progress=progress,
+                                            blend=blend)
     batch = collate(graphs)
     with torch.no_grad():
         family = model.embed(batch).numpy()
