@@ -6,8 +6,9 @@
 ``X`` holds architectures in the space's own encoding (NB-201 strings, NB-101 (matrix, ops), ...),
 or ONNX paths / ``ComputationGraph``s with ``space=None``. Each architecture's CG is built once
 and memoised, so repeated queries cost only the GNN forward pass (thousands per second).
-``fit`` fine-tunes the pretrained predictor on the labelled architectures (at least 5); before
-any ``fit`` the pretrained checkpoint answers zero-shot.
+``fit`` fine-tunes the pretrained predictor on the labelled architectures (at least 5) and, by
+default, averages it with the checkpoint's zero-shot ranking blended on the same labels
+(``blend``); before any ``fit`` the pretrained checkpoint answers zero-shot.
 
 Several objectives at once (multi-objective search): ``objectives=("accuracy", "latency:pixel3")``
 makes ``predict`` return an (n, 2) array and ``fit`` take an (n, 2) ``y``. A latency device the
