@@ -11,6 +11,7 @@ of the target is ranked by:
 - fine-tuned + blend: its prediction averaged with :class:`predictors.pretrained_blend.PretrainedBlend`
   (what ``Predictor.finetune`` returns by default);
 - params and FLOPs (label-free baselines, on the same rest).
+The two fine-tuned predictions are also scored by MAE in accuracy points.
 Writes experiments/results/finetune_blend.md (+ .json, and .png: SRCC against the number of labels);
 ``--out STEM`` names other files.
 """
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
 TARGETS = ("nb201/cifar10", "nb301/cifar10")
 METHODS = ("zero-shot", "fine-tuned", "fine-tuned + blend", "params", "FLOPs")
+ON_LABEL_SCALE = ("fine-tuned", "fine-tuned + blend")  # also scored by MAE (accuracy points)
 
 
 def run(job) -> dict:
@@ -62,7 +64,8 @@ def run(job) -> dict:
         scores = {"zero-shot": zero_shot[query], "fine-tuned": alone, "fine-tuned + blend": averaged,
                   "params": params[query], "FLOPs": macs[query]}
         draws.append({"draw": draw, "weights": blend.blend.describe(),
-                      **{name: srcc(pred, y[query]) for name, pred in scores.items()}})
+                      **{name: srcc(pred, y[query]) for name, pred in scores.items()},
+                      **{f"MAE {name}": float(np.abs(scores[name] - y[query]).mean()) for name in ON_LABEL_SCALE}})
         print(f"{key} {shots} labels, draw {draw}: " + ", ".join(f"{m} {draws[-1][m]:.3f}" for m in METHODS), flush=True)
     return {"key": key, "shots": shots, "draws": draws}
 
@@ -71,21 +74,22 @@ def write_results(results: list[dict], args) -> None:
     command = (f"python experiments/finetune_blend.py --checkpoint {args.checkpoint} --shots "
                f"{' '.join(map(str, args.shots))} --draws {args.draws}"
                + (f" --out {args.out}" if args.out != "finetune_blend" else ""))
+    columns = [*METHODS, *(f"MAE {name}" for name in ON_LABEL_SCALE)]
     lines = [f"# Fine-tuned alone or averaged with the pretrained blend: SRCC on the rest, {args.draws} draws", "",
              f"Command: `{command}`  ",
              f"Checkpoint `{args.checkpoint}`; fine-tuning every layer for 200 epochs (`Predictor.finetune`'s loop). "
-             "Mean +- std over draws.", "", "| target | labels | " + " | ".join(METHODS) + " |",
-             "|---|---|" + "---|" * len(METHODS)]
+             "Mean +- std over draws; MAE in accuracy points.", "", "| target | labels | " + " | ".join(columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
     for r in results:
-        cells = [f"{np.mean([d[m] for d in r['draws']]):.3f} +- {np.std([d[m] for d in r['draws']]):.3f}" for m in METHODS]
+        cells = [f"{np.mean([d[m] for d in r['draws']]):.3f} +- {np.std([d[m] for d in r['draws']]):.3f}" for m in columns]
         lines.append(f"| {r['key']} | {r['shots']} | " + " | ".join(cells) + " |")
-    means = {m: np.mean([np.mean([d[m] for d in r["draws"]]) for r in results]) for m in METHODS}
-    lines.append("| mean of the rows | | " + " | ".join(f"{means[m]:.3f}" for m in METHODS) + " |")
-    lines += ["", "Per draw (and the blend's weights):", "", "| target | labels | draw | " + " | ".join(METHODS) + " | weights |",
-              "|---|---|---|" + "---|" * (len(METHODS) + 1)]
+    means = {m: np.mean([np.mean([d[m] for d in r["draws"]]) for r in results]) for m in columns}
+    lines.append("| mean of the rows | | " + " | ".join(f"{means[m]:.3f}" for m in columns) + " |")
+    lines += ["", "Per draw (and the blend's weights):", "", "| target | labels | draw | " + " | ".join(columns) + " | weights |",
+              "|---|---|---|" + "---|" * (len(columns) + 1)]
     for r in results:
         for d in r["draws"]:
-            lines.append(f"| {r['key']} | {r['shots']} | {d['draw']} | " + " | ".join(f"{d[m]:.3f}" for m in METHODS)
+            lines.append(f"| {r['key']} | {r['shots']} | {d['draw']} | " + " | ".join(f"{d[m]:.3f}" for m in columns)
                          + f" | {d['weights']} |")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
