@@ -58,12 +58,12 @@ def run(job) -> dict:
         tuned, _, _ = finetune_model(pretrained, lambda idx, train=train: Batch.from_data_list([train[int(i)] for i in idx]),
                                      labels, FINETUNE_EPOCHS, "all", default_lr("all"), 0, cross_validated=False)
         alone = predict(tuned, test)
-        blend = PretrainedBlend.fit(pretrained, Batch.from_data_list(list(train)), labels.numpy())
+        blend = PretrainedBlend.from_labels(pretrained, Batch.from_data_list(list(train)), labels.numpy())
         with torch.no_grad():
             averaged = blend.average(torch.from_numpy(alone), test).numpy()
         scores = {"zero-shot": zero_shot[query], "fine-tuned": alone, "fine-tuned + blend": averaged,
                   "params": params[query], "FLOPs": macs[query]}
-        draws.append({"draw": draw, "weights": blend.blend.describe(),
+        draws.append({"draw": draw, "weights": blend.few_shot.describe(),
                       **{name: srcc(pred, y[query]) for name, pred in scores.items()},
                       **{f"MAE {name}": float(np.abs(scores[name] - y[query]).mean()) for name in ON_LABEL_SCALE}})
         print(f"{key} {shots} labels, draw {draw}: " + ", ".join(f"{m} {draws[-1][m]:.3f}" for m in METHODS), flush=True)

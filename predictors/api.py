@@ -21,7 +21,8 @@ from graph_encoders.vocabulary import VOCABULARY_VERSION
 from .model import PerformancePredictor, input_independent
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-CHECKPOINT_FORMAT = 1
+# 2: may hold a pretrained blend, which a reader of format 1 would silently ignore
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
@@ -94,8 +95,8 @@ class Predictor:
     def from_pretrained(cls, name_or_path: str | Path = "default") -> "Predictor":
         path = checkpoint_path(name_or_path)
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: checkpoint format {state.get('format')} is not {CHECKPOINT_FORMAT}")
+        if state.get("format") not in (1, CHECKPOINT_FORMAT):
+            raise ValueError(f"{path}: checkpoint format {state.get('format')} is not 1 or {CHECKPOINT_FORMAT}")
         if state["feature_version"] != FEATURE_VERSION or state["vocabulary_version"] != VOCABULARY_VERSION:
             raise ValueError(f"{path}: trained with features v{state['feature_version']} / vocabulary "
                              f"v{state['vocabulary_version']}, this package has v{FEATURE_VERSION} / v{VOCABULARY_VERSION}")
@@ -125,7 +126,7 @@ class Predictor:
     def save(self, path: str | Path) -> None:
         state_dict = {k: v for k, v in self.model.state_dict().items()}
         torch.save({
-            "format": CHECKPOINT_FORMAT, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
+            "format": CHECKPOINT_FORMAT if self.pretrained_blend is not None else 1, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
             "metadata": self.metadata, "latency": self._latency_state(),
             "size_prior": self.size_prior.to_state() if self.size_prior is not None else None,

@@ -61,8 +61,14 @@ COLUMN_CANDIDATES = {"columns": ridge_on(lambda p, e: p)}
 WEIGHT_POWER = 4
 
 
+def _leave_one_out(fit, p: np.ndarray, e: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Each labelled network predicted by the candidate ``fit`` on all the others."""
+    keep = ~np.eye(len(z), dtype=bool)
+    return np.array([fit(p[k], e[k], z[k])(p[i:i + 1], e[i:i + 1])[0] for i, k in enumerate(keep)])
+
+
 class FewShotBlend:
-    """The few-shot blend as a scikit-learn-style estimator: ``fit(p, e, y)`` on the labelled
+    """The few-shot blend as a fit / predict object: ``fit(p, e, y)`` on the labelled
     networks' zero-shot columns ``p`` and embeddings ``e``, then ``predict(p, e)`` for any networks,
     each on its own. The candidates (default :data:`FEW_SHOT_CANDIDATES`, plus
     :data:`COLUMN_CANDIDATES` with several columns) are averaged, z-scored on the support set, with
@@ -72,30 +78,28 @@ class FewShotBlend:
     the embedding or on size (TransNAS macro, where the classification backbone's own ranking runs
     backwards). The blend reaches the label scale through :func:`label_scale_map`, fitted on the
     support labels and the blend's own leave-one-out predictions. ``weights_`` maps each candidate
-    to its share."""
+    to its share; ``loo_`` holds every candidate's leave-one-out predictions, which ``fit(...,
+    loo=)`` takes back to refit without repeating them (n fits per candidate)."""
 
     def __init__(self, candidates: dict | None = None):
         self.candidates = candidates
 
-    def fit(self, p: np.ndarray, e: np.ndarray, y: np.ndarray) -> "FewShotBlend":
+    def fit(self, p: np.ndarray, e: np.ndarray, y: np.ndarray, loo: dict | None = None) -> "FewShotBlend":
         from scipy.stats import spearmanr
 
         candidates = self.candidates
         if candidates is None:
             candidates = {**FEW_SHOT_CANDIDATES, **(COLUMN_CANDIDATES if p.shape[1] > 1 else {})}
         z = (y - y.mean()) / (y.std() + 1e-12)
-        n, weights, self.models_, held_out = len(z), {}, {}, {}
+        weights, self.models_, self.loo_, held_out = {}, {}, {}, {}
         for name, fit in candidates.items():
-            loo = np.empty(n)
-            for i in range(n):
-                keep = np.arange(n) != i
-                loo[i] = fit(p[keep], e[keep], z[keep])(p[i:i + 1], e[i:i + 1])[0]
-            score = spearmanr(loo, z).statistic if np.std(loo) > 0 else 0.0
+            self.loo_[name] = _leave_one_out(fit, p, e, z) if loo is None else np.asarray(loo[name])
+            score = spearmanr(self.loo_[name], z).statistic if np.std(self.loo_[name]) > 0 else 0.0
             weights[name] = max(float(np.nan_to_num(score)), 0.0) ** WEIGHT_POWER
             model = fit(p, e, z)
             fitted = model(p, e)  # z-scored on the support set: each query is predicted on its own
             centre, spread = fitted.mean(), fitted.std() + 1e-12
-            self.models_[name], held_out[name] = (model, centre, spread), (loo - centre) / spread
+            self.models_[name], held_out[name] = (model, centre, spread), (self.loo_[name] - centre) / spread
         if sum(weights.values()) == 0:  # nothing ranks the support set: keep the zero-shot ranking
             weights["zero-shot"] = 1.0
         total = sum(weights.values())

@@ -1,4 +1,5 @@
-"""``predict finetune LABELS.csv --checkpoint NAME|PATH --out NEW.ckpt [--epochs N] [--target latency:DEVICE]``."""
+"""``predict finetune LABELS.csv --checkpoint NAME|PATH --out NEW.ckpt [--epochs N] [--no-blend]
+[--target latency:DEVICE]``."""
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,7 @@ def finetune(argv: list[str]) -> int:
         return 2
     tuned.save(args.out)
     what = f"latency device {device!r} learnt from" if kind == "latency" else "fine-tuned on"
-    blend = tuned.metadata.get("finetune_blend", "none") if kind == "accuracy" else "none"
-    blended = f"; averaged with the zero-shot blend ({blend})" if blend != "none" else ""
+    blend = tuned.metadata.get("finetune_blend") if kind == "accuracy" else None
+    blended = f"; averaged with the zero-shot blend ({blend})" if blend else ""
     print(f"wrote {args.out}: {what} {len(graphs)} networks from {args.labels} ({failed} failed){blended}")
     return 1 if failed else 0

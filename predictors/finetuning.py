@@ -132,7 +132,7 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
     for fold in cv_folds(n, seed):
         held_out, train = batch_of(fold), np.setdiff1d(np.arange(n), fold)
-        fold_blend = PretrainedBlend.fit(model, batch_of(train), y[train].numpy()) if blend else None
+        fold_blend = PretrainedBlend.from_labels(model, batch_of(train), y[train].numpy()) if blend else None
 
         def record(epoch, tuned, fold=fold, held_out=held_out, fold_blend=fold_blend):
             if epoch not in outputs:
@@ -184,14 +184,15 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
     with torch.no_grad():
         family = model.embed(batch).numpy()
     # the blend starts from the base's own network (a base that is itself blended gives only that)
-    pretrained_blend = PretrainedBlend.fit(base.model, batch, labels) if blend else None
+    pretrained_blend = PretrainedBlend.from_labels(base.model, batch, labels) if blend else None
     centers = np.concatenate([np.asarray(base.ood["centers"]), family])
     ood = {**ood_threshold(family, centers), "threshold": float(base.ood["threshold"])}
     metadata = {**base.metadata, "finetuned_from": base.metadata.get("name", ""), "finetuned_on": source,
                 "finetune_labels": len(graphs), "finetune_epochs": epochs, "finetune_cv_srcc": scores,
                 "finetune_trainable": trainable, "finetune_lr": lr,
-                "finetune_seed": seed, "finetune_blend": pretrained_blend.blend.describe() if blend else "none",
+                "finetune_seed": seed, "finetune_blend": pretrained_blend.few_shot.describe() if blend else None,
                 "label": "the fine-tuning family's labels"}
     calibration = calibrate(outputs[epochs]["spread"], outputs[epochs]["residual"]) if recalibrate else dict(base.calibration)
-    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, base.size_prior,
+    # no size prior: the base's was fitted on the pretraining labels' scale (the blend has a size ridge)
+    return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, None,
                      pretrained_blend)

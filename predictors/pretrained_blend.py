@@ -30,20 +30,23 @@ def zero_shot_inputs(model: PerformancePredictor, batch) -> tuple[np.ndarray, np
 
 class PretrainedBlend:
     """The pretrained ``model`` and a :class:`FewShotBlend` fitted on its zero-shot columns and
-    embeddings of the labelled networks (kept, so a saved predictor refits the same blend)."""
+    embeddings of the labelled networks. Those inputs and the blend's leave-one-out predictions
+    are kept, so a saved predictor refits the same blend in one fit per candidate."""
 
-    def __init__(self, model: PerformancePredictor, columns: np.ndarray, embeddings: np.ndarray, labels: np.ndarray):
+    def __init__(self, model: PerformancePredictor, columns: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+                 loo: dict | None = None):
         self.model = model.eval()
-        self.columns, self.embeddings, self.labels = columns, embeddings, np.asarray(labels, dtype=float)
-        self.blend = FewShotBlend().fit(columns, embeddings, self.labels)
+        self.columns, self.embeddings, self.labels = columns, embeddings, np.asarray(labels, dtype=np.float64)
+        self.few_shot = FewShotBlend().fit(columns, embeddings, self.labels, loo)
 
     @classmethod
-    def fit(cls, model: PerformancePredictor, batch, labels: np.ndarray) -> "PretrainedBlend":
-        return cls(model, *zero_shot_inputs(model, batch), labels)
+    def from_labels(cls, model: PerformancePredictor, batch, labels) -> "PretrainedBlend":
+        """The blend of ``model``'s zero-shot ranking fitted on ``batch``'s networks and their ``labels``."""
+        return cls(model, *zero_shot_inputs(model, batch), np.asarray(labels))
 
     def predict(self, batch) -> np.ndarray:
         """The blend's predicted labels for ``batch``."""
-        return self.blend.predict(*zero_shot_inputs(self.model, batch))
+        return self.few_shot.predict(*zero_shot_inputs(self.model, batch))
 
     def average(self, label: torch.Tensor, batch) -> torch.Tensor:
         """The fine-tuned network's ``label`` for ``batch`` averaged with the blend's; a network whose
@@ -53,10 +56,10 @@ class PretrainedBlend:
 
     def to_state(self) -> dict:
         return {"state_dict": self.model.state_dict(), "columns": self.columns, "embeddings": self.embeddings,
-                "labels": self.labels}
+                "labels": self.labels, "loo": self.few_shot.loo_}
 
     @classmethod
     def from_state(cls, state: dict, hparams: dict) -> "PretrainedBlend":
         model = PerformancePredictor(**hparams, lean=True)
         model.load_state_dict(state["state_dict"], strict=False)
-        return cls(model, state["columns"], state["embeddings"], state["labels"])
+        return cls(model, state["columns"], state["embeddings"], state["labels"], state.get("loo"))

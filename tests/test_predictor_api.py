@@ -125,7 +125,7 @@ def test_a_blended_finetune_survives_a_checkpoint_round_trip(tmp_path, graphs):
     labels = np.log10([g.params for g in graphs]) * 10
     settings = dict(epochs=20, trainable="top", recalibrate=False)
     blended, alone = base.finetune(graphs, labels, **settings), base.finetune(graphs, labels, **settings, blend=False)
-    assert alone.pretrained_blend is None and alone.metadata["finetune_blend"] == "none"
+    assert alone.pretrained_blend is None and alone.metadata["finetune_blend"] is None
     for a, b in zip(blended.model.state_dict().values(), alone.model.state_dict().values()):
         assert torch.equal(a, b)
     with_blend = [p.accuracy for p in blended.predict(graphs)]
