@@ -11,11 +11,12 @@ an exported predictor (``--checkpoint nb101`` evaluates the shipped one).
   six predictors, one of them a FLOPs predictor): the mean of the predictor and a FLOPs predictor
   (isotonic in log FLOPs) fitted on the same NB-101 training split; its in-domain cost is reported;
 - few-shot: ``--shots`` random target architectures (one fixed draw), fine-tuned as
-  ``Predictor.finetune`` does (every layer, full batch, 100 epochs; heads + top encoder layer as a
-  second row; deterministic), evaluated on the rest; the baselines' mean +- std over ``--seeds``.
+  ``Predictor.finetune``'s network does (every layer, minibatches of 64, 200 epochs; heads + top
+  encoder layer as a second row; deterministic), evaluated on the rest; the baselines' mean +- std over ``--seeds``.
   Beside it the
   blended few-shot rule of :mod:`predictors.few_shot` (zero-shot ranking, its reweighting, ridges
-  on the frozen embedding and on size; no network is retrained) and the mean of the two;
+  on the frozen embedding and on size; no network is retrained) and the mean of the two (what
+  ``Predictor.finetune`` returns by default since session 15);
 - baselines in the same run: parameter count, FLOPs, a GNN of the same size trained from scratch
   on the same labels (in Lightning with dropout, and with the fine-tuning loop itself, so the
   pretraining's share of a gain is visible), and a random forest on the space's own encoding

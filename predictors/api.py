@@ -256,10 +256,13 @@ class Predictor:
         layer, at ``lr`` 2e-3 by default), ``heads`` or ``top`` (heads + the last GNN layer; ``lr``
         1e-2 by default). With ``blend`` (the default) the new predictor averages the fine-tuned
         network's prediction with this one's zero-shot ranking blended few-shot on the same labels
-        (:mod:`predictors.pretrained_blend`): fine-tuning alone forgets rankings that transfer. From
-        ``nb101``, over 5 draws, NB-201's rest ranks at 0.854 / 0.883 / 0.920 with 10 / 20 / 50
-        labels (fine-tuned alone 0.771 / 0.833 / 0.902, zero-shot 0.857) and NB-301's at 0.617 /
-        0.756 / 0.822 (alone 0.621 / 0.756 / 0.840); it costs a second forward pass per prediction.
+        (:mod:`predictors.pretrained_blend`; of a predictor that is itself blended, its network's
+        ranking): fine-tuning alone forgets rankings that transfer. From ``nb101``, over 5 draws,
+        NB-201's rest ranks at 0.856 / 0.884 / 0.920 with 10 / 20 / 50 labels (fine-tuned alone
+        0.771 / 0.833 / 0.902, zero-shot 0.857) and NB-301's at 0.616 / 0.755 / 0.822 (alone 0.621 /
+        0.756 / 0.840: ``experiments/results/finetune_blend.md``); it costs a second forward pass per
+        prediction. The new predictor has no size prior (the base's speaks the pretraining labels'
+        scale).
         Uncertainty is recalibrated on 5-fold cross-validated residuals of what the new predictor
         predicts (blended or not; ``recalibrate=False`` keeps the base calibration and fits once: for search loops that
         refit often), and the family's embeddings join the in-distribution reference set.
