@@ -126,7 +126,8 @@ class Predictor:
     def save(self, path: str | Path) -> None:
         state_dict = {k: v for k, v in self.model.state_dict().items()}
         torch.save({
-            "format": CHECKPOINT_FORMAT if self.pretrained_blend is not None else 1, "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
+            "format": CHECKPOINT_FORMAT if self.pretrained_blend is not None else 1,
+            "feature_version": FEATURE_VERSION, "vocabulary_version": VOCABULARY_VERSION,
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
             "metadata": self.metadata, "latency": self._latency_state(),
             "size_prior": self.size_prior.to_state() if self.size_prior is not None else None,
@@ -262,10 +263,10 @@ class Predictor:
         0.771 / 0.833 / 0.902, zero-shot 0.857) and NB-301's at 0.616 / 0.755 / 0.822 (alone 0.621 /
         0.756 / 0.840: ``experiments/results/finetune_blend.md``); it costs a second forward pass per
         prediction. The new predictor has no size prior (the base's speaks the pretraining labels'
-        scale).
-        Uncertainty is recalibrated on 5-fold cross-validated residuals of what the new predictor
-        predicts (blended or not; ``recalibrate=False`` keeps the base calibration and fits once: for search loops that
-        refit often), and the family's embeddings join the in-distribution reference set.
+        scale). Uncertainty is recalibrated on 5-fold cross-validated residuals of what the new
+        predictor predicts (blended or not; ``recalibrate=False`` keeps the base calibration and
+        fits once: for search loops that refit often), and the family's embeddings join the
+        in-distribution reference set.
         """
         from .finetuning import finetune_predictor
 

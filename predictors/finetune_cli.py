@@ -26,9 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="every layer, heads only, or heads + the last GNN layer (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-blend", dest="blend", action="store_false",
-                        help="predict with the fine-tuned network alone (default: averaged with the starting checkpoint's "
-                        "zero-shot ranking blended on the same labels, which keeps rankings that 10-20 labels of "
-                        "training forget; it costs a second forward pass)")
+                        help="accuracy labels: predict with the fine-tuned network alone (default: averaged with the "
+                        "starting checkpoint's zero-shot ranking blended on the same labels, which keeps rankings that "
+                        "10-20 labels of training forget; it costs a second forward pass)")
     parser.add_argument("--target", default="accuracy", metavar="accuracy|latency:DEVICE",
                         help="what the labels are (default: %(default)s)")
     return parser
