@@ -119,7 +119,7 @@ class Predictor:
         if state.get("pretrained_blend") is not None:
             from .pretrained_blend import PretrainedBlend
 
-            pretrained_blend = PretrainedBlend.from_state(state["pretrained_blend"], state["hparams"])
+            pretrained_blend = PretrainedBlend.from_state(state["pretrained_blend"], state["hparams"], latency_model)
         return cls(model, state["calibration"], state["ood"], state["metadata"], state["hparams"], latency, latency_model,
                    size_prior, pretrained_blend)
 
@@ -131,8 +131,17 @@ class Predictor:
             "hparams": self.hparams, "state_dict": state_dict, "calibration": self.calibration, "ood": self.ood,
             "metadata": self.metadata, "latency": self._latency_state(),
             "size_prior": self.size_prior.to_state() if self.size_prior is not None else None,
-            "pretrained_blend": self.pretrained_blend.to_state() if self.pretrained_blend is not None else None,
+            "pretrained_blend": self._blend_state(),
         }, path)
+
+    def _blend_state(self) -> dict | None:
+        if self.pretrained_blend is None:
+            return None
+        # a fine-tune of a latency checkpoint: the blend's network is the latency heads' embedding
+        # network, which _latency_state saves (a separate one)
+        separate = self.latency is not None and self.latency_model is not self.model
+        shared = separate and self.pretrained_blend.model is self.latency_model
+        return self.pretrained_blend.to_state(with_weights=not shared)
 
     def _latency_state(self) -> dict | None:
         if self.latency is None:
@@ -156,7 +165,7 @@ class Predictor:
         outs = {"score": [], "label": [], "spread": [], "distance": [], "latency": [], "constant": []}
         for chunk in node_budget_batches(graphs, batch_size):
             batch = collate(chunk)
-            h = self.model.embed(batch)
+            h, h_latency = self.model.embed(batch), None
             if devices:
                 from .latency import cost_profile
 
@@ -165,7 +174,8 @@ class Predictor:
             score, spread = self.model.score_with_spread(batch, h)
             label, constant = self.model.transform.inverse(score, batch.macs), input_independent(batch)[0]
             if self.pretrained_blend is not None:  # the score follows the averaged label
-                label = self.pretrained_blend.average(label, batch)
+                shared = self.pretrained_blend.model is self.latency_model  # then h_latency is its embedding
+                label = self.pretrained_blend.average(label, batch, h_latency if shared else None)
                 score = self.model.transform(label, batch.macs)
             outs["score"].append(self.model.transform.ranking_score(score, batch.macs))
             outs["label"].append(label)

@@ -21,9 +21,10 @@ from .model import PerformancePredictor, input_independent
 
 
 @torch.no_grad()
-def zero_shot_inputs(model: PerformancePredictor, batch) -> tuple[np.ndarray, np.ndarray]:
-    """The blend's inputs for ``batch``: ``model``'s predicted label as a column, and its embedding."""
-    h = model.embed(batch)
+def zero_shot_inputs(model: PerformancePredictor, batch, h: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The blend's inputs for ``batch``: ``model``'s predicted label as a column, and its embedding
+    (``h``, when already computed)."""
+    h = model.embed(batch) if h is None else h
     label = model.transform.inverse(model.score_with_spread(batch, h)[0], batch.macs)
     return label.double().numpy()[:, None], h.double().numpy()
 
@@ -44,22 +45,28 @@ class PretrainedBlend:
         """The blend of ``model``'s zero-shot ranking fitted on ``batch``'s networks and their ``labels``."""
         return cls(model, *zero_shot_inputs(model, batch), np.asarray(labels))
 
-    def predict(self, batch) -> np.ndarray:
-        """The blend's predicted labels for ``batch``."""
-        return self.few_shot.predict(*zero_shot_inputs(self.model, batch))
+    def predict(self, batch, h: torch.Tensor | None = None) -> np.ndarray:
+        """The blend's predicted labels for ``batch`` (``h``: the pretrained network's embedding of it,
+        when already computed)."""
+        return self.few_shot.predict(*zero_shot_inputs(self.model, batch, h))
 
-    def average(self, label: torch.Tensor, batch) -> torch.Tensor:
+    def average(self, label: torch.Tensor, batch, h: torch.Tensor | None = None) -> torch.Tensor:
         """The fine-tuned network's ``label`` for ``batch`` averaged with the blend's; a network whose
         output ignores its input keeps its chance level."""
-        blended = torch.as_tensor(self.predict(batch), dtype=label.dtype)
+        blended = torch.as_tensor(self.predict(batch, h), dtype=label.dtype)
         return torch.where(input_independent(batch)[0], label, (label + blended) / 2)
 
-    def to_state(self) -> dict:
-        return {"state_dict": self.model.state_dict(), "columns": self.columns, "embeddings": self.embeddings,
-                "labels": self.labels, "loo": self.few_shot.loo_}
+    def to_state(self, with_weights: bool = True) -> dict:
+        """``with_weights=False``: the network's weights are saved elsewhere (as the latency heads'
+        embedding network, which a fine-tune of a latency checkpoint shares)."""
+        return {"state_dict": self.model.state_dict() if with_weights else None, "columns": self.columns,
+                "embeddings": self.embeddings, "labels": self.labels, "loo": self.few_shot.loo_}
 
     @classmethod
-    def from_state(cls, state: dict, hparams: dict) -> "PretrainedBlend":
-        model = PerformancePredictor(**hparams, lean=True)
-        model.load_state_dict(state["state_dict"], strict=False)
+    def from_state(cls, state: dict, hparams: dict, shared: PerformancePredictor | None = None) -> "PretrainedBlend":
+        """``shared``: the network to use when the state holds no weights."""
+        model = shared
+        if state["state_dict"] is not None:
+            model = PerformancePredictor(**hparams, lean=True)
+            model.load_state_dict(state["state_dict"], strict=False)
         return cls(model, state["columns"], state["embeddings"], state["labels"], state.get("loo"))

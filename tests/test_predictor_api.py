@@ -136,6 +136,26 @@ def test_a_blended_finetune_survives_a_checkpoint_round_trip(tmp_path, graphs):
     assert [p.score for p in reloaded.predict(graphs)] == pytest.approx([p.score for p in blended.predict(graphs)], abs=1e-5)
 
 
+def test_a_blended_finetune_of_a_latency_checkpoint_stores_the_shared_network_once(tmp_path, graphs):
+    """Fine-tuning a checkpoint with latency heads: the heads' embedding network and the blend's
+    pretrained network are the same, saved once and tied again on loading."""
+    base = Predictor.from_pretrained("default")
+    if not base.latency_devices:
+        pytest.skip("the default checkpoint has no latency heads")
+    labels = np.log10([g.params for g in graphs]) * 10
+    tuned = base.finetune(graphs, labels, epochs=5, trainable="heads", recalibrate=False)
+    assert tuned.pretrained_blend.model is tuned.latency_model
+    tuned.save(tmp_path / "tuned.ckpt")
+    assert torch.load(tmp_path / "tuned.ckpt", weights_only=False)["pretrained_blend"]["state_dict"] is None
+    reloaded = Predictor.from_pretrained(tmp_path / "tuned.ckpt")
+    assert reloaded.pretrained_blend.model is reloaded.latency_model
+    device = base.latency_devices[0]
+    before, after = (p.predict(graphs, latency_devices=[device]) for p in (tuned, reloaded))
+    assert [p.accuracy for p in after] == pytest.approx([p.accuracy for p in before], rel=1e-6)
+    assert [p.latency_ms[device] for p in after] == pytest.approx([p.latency_ms[device] for p in before], rel=1e-6)
+    assert [p.accuracy for p in tuned.predict(graphs)] == pytest.approx([p.accuracy for p in before], rel=1e-6)
+
+
 def test_cluster_head_spread_is_the_disagreement_of_its_heads():
     from predictors.heads import ClusterMixtureHead
 
