@@ -105,6 +105,24 @@ def test_finetune_through_the_cli_improves_the_ranking_within_a_family(tmp_path,
     assert Predictor.from_pretrained(tuned).metadata["finetune_labels"] == 100
 
 
+def test_finetune_no_blend_writes_the_network_alone(tmp_path, zoo_export, checkpoint):
+    """``--no-blend``: the written checkpoint predicts with the fine-tuned network alone."""
+    from .zoo import ZOO
+
+    names = sorted(ZOO)[:6]
+    for name in names:
+        onnx.save(zoo_export(name), tmp_path / f"{name}.onnx")
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", "accuracy"], *([f"{name}.onnx", 60 + i] for i, name in enumerate(names))])
+    for flags, blended in ((["--no-blend"], False), ([], True)):
+        out = tmp_path / f"tuned{blended}.ckpt"
+        result = run_predict("finetune", tmp_path / "labels.csv", "--checkpoint", checkpoint, "--out", out,
+                             "--epochs", "2", *flags)
+        assert result.returncode == 0, result.stderr
+        assert ("averaged with the zero-shot blend" in result.stdout) == blended
+        assert (Predictor.from_pretrained(out).pretrained_blend is not None) == blended
+
+
 def test_unknown_and_folded_operators_are_reported(tmp_path, checkpoint):
     import torch
 
