@@ -123,33 +123,36 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     average, the pick 0.784). With today's ``nb101`` (size labels) the full length scores 0.787,
     the pick 0.784, and below 50 NB-201 labels training falls under the zero-shot ranking
     (``experiments/results/finetune_selection*.md``; the results README, session 14). With
-    ``blend``, the full length is scored as the predictor predicts: averaged with a
-    :class:`PretrainedBlend` fitted on the fold's training labels, so the calibrated uncertainty is
-    that of the blended prediction. Returns the SRCC of every checkpoint, and each checkpoint's
-    out-of-fold ``score``, ``residual`` and ``spread``."""
+    ``blend``, the full length is also scored as the predictor predicts, under the key
+    ``"blended"``: averaged with a :class:`PretrainedBlend` fitted on the fold's training labels
+    (its residuals calibrate a blended predictor's uncertainty). Returns the SRCC of every
+    checkpoint, and each checkpoint's out-of-fold ``score``, ``residual`` and ``spread``."""
     n = len(y)
     checkpoints = cv_lengths(epochs)
-    outputs = {e: {k: np.zeros(n) for k in ("score", "residual", "spread")} for e in checkpoints}
+    outputs = {key: {k: np.zeros(n) for k in ("score", "residual", "spread")}
+               for key in [*checkpoints, *(["blended"] if blend else [])]}
     for fold in cv_folds(n, seed):
         held_out, train = batch_of(fold), np.setdiff1d(np.arange(n), fold)
         fold_blend = PretrainedBlend.from_labels(model, batch_of(train), y[train].numpy()) if blend else None
 
         def record(epoch, tuned, fold=fold, held_out=held_out, fold_blend=fold_blend):
-            if epoch not in outputs:
-                return
-            with torch.no_grad():
-                z, spread = tuned.score_with_spread(held_out, tuned.embed(held_out))
-                if fold_blend is not None and epoch == epochs:
-                    label = fold_blend.average(tuned.transform.inverse(z, held_out.macs), held_out)
-                    z = tuned.transform(label, held_out.macs)
-                out = outputs[epoch]
+            def store(out, z):
                 out["score"][fold] = tuned.transform.ranking_score(z, held_out.macs).numpy()
                 out["spread"][fold] = spread.numpy()
                 out["residual"][fold] = (z - tuned.transform(y[fold], held_out.macs)).numpy()
 
+            if epoch not in checkpoints:
+                return
+            with torch.no_grad():
+                z, spread = tuned.score_with_spread(held_out, tuned.embed(held_out))
+                store(outputs[epoch], z)
+                if fold_blend is not None and epoch == epochs:
+                    label = fold_blend.average(tuned.transform.inverse(z, held_out.macs), held_out)
+                    store(outputs["blended"], tuned.transform(label, held_out.macs))
+
         _fit(copy.deepcopy(model), lambda idx, train=train: batch_of(train[idx]), y[train], epochs, trainable, lr, seed,
              on_epoch=record)
-    return {e: srcc(outputs[e]["score"], y.numpy()) for e in checkpoints}, outputs
+    return {key: srcc(out["score"], y.numpy()) for key, out in outputs.items()}, outputs
 
 
 def finetune_model(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
@@ -192,7 +195,8 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
                 "finetune_trainable": trainable, "finetune_lr": lr,
                 "finetune_seed": seed, "finetune_blend": pretrained_blend.few_shot.describe() if blend else None,
                 "label": "the fine-tuning family's labels"}
-    calibration = calibrate(outputs[epochs]["spread"], outputs[epochs]["residual"]) if recalibrate else dict(base.calibration)
+    predicted = outputs.get("blended" if blend else epochs)  # the cross-validated residuals of what it predicts
+    calibration = calibrate(predicted["spread"], predicted["residual"]) if recalibrate else dict(base.calibration)
     # no size prior: the base's was fitted on the pretraining labels' scale (the blend has a size ridge)
     return Predictor(model, calibration, ood, metadata, base.hparams, base.latency, base.latency_model, None,
                      pretrained_blend)

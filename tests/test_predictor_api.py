@@ -110,7 +110,7 @@ def test_finetune_learns_a_family_ranking_and_leaves_the_base_unchanged(graphs):
     assert [p.score for p in base.predict(graphs)] == pytest.approx(before)  # base untouched
     assert tuned.metadata["finetune_labels"] == len(graphs)
     assert tuned.metadata["finetune_epochs"] == 150  # the full length, whatever the cross-validation scored
-    assert set(tuned.metadata["finetune_cv_srcc"]) == {0, 10, 25, 50, 100, 150}
+    assert set(tuned.metadata["finetune_cv_srcc"]) == {0, 10, 25, 50, 100, 150, "blended"}
     with pytest.raises(ValueError, match="at least 5"):
         base.finetune(graphs[:3], labels[:3])
     with pytest.raises(ValueError, match="epochs must be >= 0"):
