@@ -27,12 +27,12 @@ MEASURES = ("within 1 std", "within 2 std", "mean std", "MAE", "SRCC")
 
 
 def measure(accuracy: np.ndarray, std: np.ndarray, y: np.ndarray) -> dict:
-    from predictors.metrics import srcc
+    from predictors.metrics import mae, srcc
 
     stated = std > 0  # constant networks are stated at chance, with no uncertainty
     error = np.abs(y - accuracy)[stated]
     return {"within 1 std": np.mean(error < std[stated]), "within 2 std": np.mean(error < 2 * std[stated]),
-            "mean std": std[stated].mean(), "MAE": error.mean(), "SRCC": srcc(accuracy, y)}
+            "mean std": std[stated].mean(), "MAE": mae(accuracy[stated], y[stated]), "SRCC": srcc(accuracy, y)}
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from graph_encoders.lean import collate
 from .api import calibrate, ood_threshold
 from .losses import pairwise_ranking_loss
 from .metrics import srcc
-from .pretrained_blend import PretrainedBlend
+from .pretrained_blend import PretrainedBlend, zero_shot_inputs
 
 if TYPE_CHECKING:
     from .api import Predictor
@@ -131,24 +131,25 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     checkpoints = cv_lengths(epochs)
     outputs = {key: {k: np.zeros(n) for k in ("score", "residual", "spread")}
                for key in [*checkpoints, *(["blended"] if blend else [])]}
+    if blend:  # the pretrained network's blend inputs, once for every fold
+        columns, embeddings = zero_shot_inputs(model, batch_of(np.arange(n)))
     for fold in cv_folds(n, seed):
         held_out, train = batch_of(fold), np.setdiff1d(np.arange(n), fold)
-        fold_blend = PretrainedBlend.from_labels(model, batch_of(train), y[train].numpy()) if blend else None
+        fold_blend = PretrainedBlend(model, columns[train], embeddings[train], y[train].numpy()) if blend else None
 
+        @torch.no_grad()
         def record(epoch, tuned, fold=fold, held_out=held_out, fold_blend=fold_blend):
-            def store(out, z):
-                out["score"][fold] = tuned.transform.ranking_score(z, held_out.macs).numpy()
-                out["spread"][fold] = spread.numpy()
-                out["residual"][fold] = (z - tuned.transform(y[fold], held_out.macs)).numpy()
-
             if epoch not in checkpoints:
                 return
-            with torch.no_grad():
-                z, spread = tuned.score_with_spread(held_out, tuned.embed(held_out))
-                store(outputs[epoch], z)
-                if fold_blend is not None and epoch == epochs:
-                    label = fold_blend.average(tuned.transform.inverse(z, held_out.macs), held_out)
-                    store(outputs["blended"], tuned.transform(label, held_out.macs))
+            z, spread = tuned.score_with_spread(held_out, tuned.embed(held_out))
+            scored = {epoch: z}
+            if fold_blend is not None and epoch == epochs:
+                label = fold_blend.average(tuned.transform.inverse(z, held_out.macs), held_out)
+                scored["blended"] = tuned.transform(label, held_out.macs)
+            for key, z in scored.items():
+                outputs[key]["score"][fold] = tuned.transform.ranking_score(z, held_out.macs).numpy()
+                outputs[key]["spread"][fold] = spread.numpy()
+                outputs[key]["residual"][fold] = (z - tuned.transform(y[fold], held_out.macs)).numpy()
 
         _fit(copy.deepcopy(model), lambda idx, train=train: batch_of(train[idx]), y[train], epochs, trainable, lr, seed,
              on_epoch=record)
