@@ -120,11 +120,12 @@ def strip_plot(results: list[dict], names, path: Path) -> None:
     fig.savefig(path, dpi=130)
 
 
-def draw_arguments(description: str, draws: int) -> argparse.ArgumentParser:
-    """The options of a script that scores draws of labelled networks on every target."""
+def draw_arguments(description: str, draws: int, shots: int | list[int] = 50) -> argparse.ArgumentParser:
+    """The options of a script that scores draws of labelled networks on every target (a list of
+    ``shots``: ``--shots`` takes several numbers of labels)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", default="nb101")
-    parser.add_argument("--shots", type=int, default=50)
+    parser.add_argument("--shots", type=int, default=shots, nargs="+" if isinstance(shots, list) else None)
     parser.add_argument("--draws", type=int, default=draws)
     parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
     return parser
