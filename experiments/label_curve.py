@@ -69,6 +69,7 @@ def curve_plot(points: list[dict], path: Path) -> None:
             ax.errorbar(shots, values.mean(1), yerr=values.std(1), marker="o", ms=3, capsize=2, label=name)
         ax.axhline(TARGETS[key][0], color="k", ls="--", lw=0.8, label="issue 5's 50-shot bar")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(shots, [str(s) for s in shots])
         ax.set_xlabel("labelled networks")
         ax.set_ylabel("SRCC on the rest")
