@@ -73,6 +73,7 @@ def run(job) -> dict:
 def write_results(results: list[dict], args) -> None:
     command = (f"python experiments/finetune_blend.py --checkpoint {args.checkpoint} --shots "
                f"{' '.join(map(str, args.shots))} --draws {args.draws}"
+               + (f" --targets {' '.join(args.targets)}" if args.targets != list(TARGETS) else "")
                + (f" --out {args.out}" if args.out != "finetune_blend" else ""))
     columns = [*METHODS, *(f"MAE {name}" for name in ON_LABEL_SCALE)]
     lines = [f"# Fine-tuned alone or averaged with the pretrained blend: SRCC on the rest, {args.draws} draws", "",
