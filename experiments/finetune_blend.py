@@ -71,6 +71,8 @@ def run(job) -> dict:
 
 
 def write_results(results: list[dict], args) -> None:
+    from shot_draws import labels_plot
+
     command = (f"python experiments/finetune_blend.py --checkpoint {args.checkpoint} --shots "
                f"{' '.join(map(str, args.shots))} --draws {args.draws}"
                + (f" --targets {' '.join(args.targets)}" if args.targets != list(TARGETS) else "")
@@ -94,31 +96,8 @@ def write_results(results: list[dict], args) -> None:
                          + f" | {d['weights']} |")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
-    plot(results, RESULTS / f"{args.out}.png")
+    labels_plot(results, METHODS, RESULTS / f"{args.out}.png")
     print("\n".join(lines))
-
-
-def plot(results: list[dict], path: Path) -> None:
-    """SRCC against the number of labels, one panel per target, mean over draws with min-max bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(dict.fromkeys(r["key"] for r in results))
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        rows = sorted((r for r in results if r["key"] == key), key=lambda r: r["shots"])
-        shots = [r["shots"] for r in rows]
-        for method in METHODS:
-            values = np.array([[d[method] for d in r["draws"]] for r in rows])
-            ax.plot(shots, values.mean(1), marker="o", label=method)
-            ax.fill_between(shots, values.min(1), values.max(1), alpha=0.15)
-        ax.set(title=key, xlabel="labelled networks", ylabel="SRCC on the rest", xticks=shots)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main() -> None:

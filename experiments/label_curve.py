@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
-from shot_draws import METHODS, RESULTS, TARGETS, draw_arguments, over_draws, run_target  # noqa: E402
+from shot_draws import METHODS, RESULTS, TARGETS, draw_arguments, labels_plot, over_draws, run_target  # noqa: E402
 
 
 def run_point(job: tuple[str, int, argparse.Namespace]) -> dict:
@@ -48,35 +48,8 @@ def write_results(points: list[dict], args) -> None:
         lines.append(f"| {point['key']} | {bar} ({gennape}) | {point['shots']} | " + " | ".join(cells) + " |")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "points": points}, indent=1))
-    curve_plot(points, RESULTS / f"{args.out}.png")
+    labels_plot(points, METHODS, RESULTS / f"{args.out}.png", {key: bar for key, (bar, _) in TARGETS.items()})
     print("\n".join(lines))
-
-
-def curve_plot(points: list[dict], path: Path) -> None:
-    """One panel per target: mean SRCC (error bar: std over draws) against labels, per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(dict.fromkeys(p["key"] for p in points))
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        mine = sorted((p for p in points if p["key"] == key), key=lambda p: p["shots"])
-        shots = [p["shots"] for p in mine]
-        for name in METHODS:
-            values = np.array([[d[name] for d in p["draws"]] for p in mine])
-            ax.errorbar(shots, values.mean(1), yerr=values.std(1), marker="o", ms=3, capsize=2, label=name)
-        ax.axhline(TARGETS[key][0], color="k", ls="--", lw=0.8, label="issue 5's 50-shot bar")
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(shots, [str(s) for s in shots])
-        ax.set_xlabel("labelled networks")
-        ax.set_ylabel("SRCC on the rest")
-        ax.set_title(key)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
 
 
 def main() -> None:

@@ -120,6 +120,36 @@ def strip_plot(results: list[dict], names, path: Path) -> None:
     fig.savefig(path, dpi=130)
 
 
+def labels_plot(results: list[dict], methods, path: Path, bars: dict | None = None) -> None:
+    """SRCC against the number of labels, one panel per target: mean over draws with a min-max band
+    per method, and each target's bar from ``bars`` (key -> SRCC). ``results``: dicts with ``key``,
+    ``shots`` and ``draws`` (each draw maps a method to its SRCC)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys(r["key"] for r in results))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        rows = sorted((r for r in results if r["key"] == key), key=lambda r: r["shots"])
+        shots = [r["shots"] for r in rows]
+        for method in methods:
+            values = np.array([[d[method] for d in r["draws"]] for r in rows])
+            ax.plot(shots, values.mean(1), marker="o", ms=3, label=method)
+            ax.fill_between(shots, values.min(1), values.max(1), alpha=0.15)
+        if bars and key in bars:
+            ax.axhline(bars[key], color="k", ls="--", lw=0.8, label="issue 5's 50-shot bar")
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set(title=key, xlabel="labelled networks", ylabel="SRCC on the rest")
+        ax.set_xticks(shots, [str(n) for n in shots])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
 def draw_arguments(description: str, draws: int, shots: int | list[int] = 50) -> argparse.ArgumentParser:
     """The options of a script that scores draws of labelled networks on every target (a list of
     ``shots``: ``--shots`` takes several numbers of labels)."""
