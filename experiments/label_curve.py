@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
-from shot_draws import METHODS, RESULTS, TARGETS, draw_arguments, labels_plot, over_draws, run_target  # noqa: E402
+from shot_draws import METHODS, RESULTS, TARGETS, draw_arguments, labels_plot, run_target, summary_table  # noqa: E402
 
 
 def run_point(job: tuple[str, int, argparse.Namespace]) -> dict:
@@ -40,12 +40,7 @@ def write_results(points: list[dict], args) -> None:
     lines = ["# SRCC against the number of labelled networks", "", f"Command: `{command}`  ",
              f"Checkpoint `{args.checkpoint}`. Mean +- std [min, max] over {args.draws} draws (nested: draw d labels the "
              "first n networks of one random order of the target), SRCC on all the networks outside the draw.", "",
-             "| target | bar (GENNAPE 50-shot) | labels | zero-shot on the rest | " + " | ".join(METHODS) + " |",
-             "|---|---|---|---|" + "---|" * len(METHODS)]
-    for point in points:
-        bar, gennape = TARGETS[point["key"]]
-        cells = [over_draws(point["draws"], name) for name in ("zero-shot on the rest", *METHODS)]
-        lines.append(f"| {point['key']} | {bar} ({gennape}) | {point['shots']} | " + " | ".join(cells) + " |")
+             *summary_table(points, labels_column=True)]
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "points": points}, indent=1))
     labels_plot(points, METHODS, RESULTS / f"{args.out}.png", {key: bar for key, (bar, _) in TARGETS.items()})

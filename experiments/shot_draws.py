@@ -75,12 +75,7 @@ def write_results(results: list[dict], args) -> None:
     lines = [f"# {args.shots}-shot SRCC over {args.draws} draws of the labelled networks", "", f"Command: `{command}`  ",
              f"Checkpoint `{args.checkpoint}`. Each draw: {args.shots} random target networks labelled (draw 0 is "
              "`gennape_protocol.py`'s), scored on all the others. Mean +- std over draws; min / max in brackets.", "",
-             "| target | bar (GENNAPE) | zero-shot on the rest | " + " | ".join(METHODS) + " |",
-             "|---|---|---|" + "---|" * len(METHODS)]
-    for result in results:
-        bar, gennape = TARGETS[result["key"]]
-        cells = [over_draws(result["draws"], name) for name in ("zero-shot on the rest", *METHODS)]
-        lines.append(f"| {result['key']} | {bar} ({gennape}) | " + " | ".join(cells) + " |")
+             *summary_table(results)]
     lines += ["", "Per draw:", "",
               "| target | draw | zero-shot on the rest | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
     for result in results:
@@ -91,6 +86,19 @@ def write_results(results: list[dict], args) -> None:
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
     strip_plot(results, ("zero-shot on the rest", *METHODS), RESULTS / f"{args.out}.png")
     print("\n".join(lines))
+
+
+def summary_table(results: list[dict], labels_column: bool = False) -> list[str]:
+    """Markdown rows: every method's SRCC over draws (:func:`over_draws`), one row per result, with
+    the target's bar; ``labels_column`` adds each result's number of labels."""
+    header = ["target", "bar (GENNAPE 50-shot)", *(["labels"] if labels_column else []), "zero-shot on the rest", *METHODS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        bar, gennape = TARGETS[result["key"]]
+        cells = [result["key"], f"{bar} ({gennape})", *([str(result["shots"])] if labels_column else []),
+                 *(over_draws(result["draws"], name) for name in ("zero-shot on the rest", *METHODS))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def over_draws(draws: list[dict], name: str) -> str:
