@@ -1,7 +1,7 @@
 """Where do the 50-shot bars sit on the curve of SRCC against the number of labelled networks?
 
     python experiments/label_curve.py [--checkpoint nb101] [--targets nb301/cifar10] [--shots 50 100 200 400]
-                                      [--draws 3] [--workers 2]
+                                      [--draws 3] [--workers 1]
 
 For each number of labels, ``shot_draws.py``'s rows on the same draws (draw d is the same random
 order of the target for every number of labels, so the labelled sets are nested): the fine-tuned
@@ -19,8 +19,6 @@ import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))

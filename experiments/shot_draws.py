@@ -91,7 +91,7 @@ def write_results(results: list[dict], args) -> None:
 def summary_table(results: list[dict], labels_column: bool = False) -> list[str]:
     """Markdown rows: every method's SRCC over draws (:func:`over_draws`), one row per result, with
     the target's bar; ``labels_column`` adds each result's number of labels."""
-    header = ["target", "bar (GENNAPE 50-shot)", *(["labels"] if labels_column else []), "zero-shot on the rest", *METHODS]
+    header = ["target", "issue 5's bar (GENNAPE 50-shot)", *(["labels"] if labels_column else []), "zero-shot on the rest", *METHODS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
         bar, gennape = TARGETS[result["key"]]
@@ -165,7 +165,7 @@ def draw_arguments(description: str, draws: int, shots: int | list[int] = 50) ->
     parser.add_argument("--checkpoint", default="nb101")
     parser.add_argument("--shots", type=int, default=shots, nargs="+" if isinstance(shots, list) else None)
     parser.add_argument("--draws", type=int, default=draws)
-    parser.add_argument("--workers", type=int, default=1, help="targets evaluated in parallel processes")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (each evaluates one target, or one target and number of labels)")
     return parser
 
 
