@@ -113,7 +113,7 @@ def cv_folds(n: int, seed: int) -> list[np.ndarray]:
 
 
 def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
-                   blend: bool = False):
+                   blend_inputs: tuple[np.ndarray, np.ndarray] | None = None):
     """5-fold cross-validation of fine-tuning ``model`` on labels ``y``; ``batch_of(indices)`` batches
     those networks. Each fold's model never sees its held-out networks. It gives the out-of-fold
     residuals that calibrate the uncertainty and, for the record, how well each length (0 epochs,
@@ -123,19 +123,19 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
     average, the pick 0.784). With today's ``nb101`` (size labels) the full length scores 0.787,
     the pick 0.784, and below 50 NB-201 labels training falls under the zero-shot ranking
     (``experiments/results/finetune_selection*.md``; the results README, session 14). With
-    ``blend``, the full length is also scored as the predictor predicts, under the key
-    ``"blended"``: averaged with a :class:`PretrainedBlend` fitted on the fold's training labels
-    (its residuals calibrate a blended predictor's uncertainty). Returns the SRCC of every
+    ``blend_inputs`` (:func:`zero_shot_inputs` of ``model`` on the labelled networks), the full length
+    is also scored as the predictor predicts, under the key ``"blended"``: averaged with a
+    :class:`PretrainedBlend` fitted on the fold's training labels (its residuals calibrate a blended
+    predictor's uncertainty). Returns the SRCC of every
     checkpoint, and each checkpoint's out-of-fold ``score``, ``residual`` and ``spread``."""
     n = len(y)
     checkpoints = cv_lengths(epochs)
     outputs = {key: {k: np.zeros(n) for k in ("score", "residual", "spread")}
-               for key in [*checkpoints, *(["blended"] if blend else [])]}
-    if blend:  # the pretrained network's blend inputs, once for every fold
-        columns, embeddings = zero_shot_inputs(model, batch_of(np.arange(n)))
+               for key in [*checkpoints, *(["blended"] if blend_inputs is not None else [])]}
     for fold in cv_folds(n, seed):
         held_out, train = batch_of(fold), np.setdiff1d(np.arange(n), fold)
-        fold_blend = PretrainedBlend(model, columns[train], embeddings[train], y[train].numpy()) if blend else None
+        fold_blend = (PretrainedBlend(model, *(inputs[train] for inputs in blend_inputs), y[train].numpy())
+                      if blend_inputs is not None else None)
 
         @torch.no_grad()
         def record(epoch, tuned, fold=fold, held_out=held_out, fold_blend=fold_blend):
@@ -157,11 +157,12 @@ def cross_validate(model, batch_of, y: torch.Tensor, epochs: int, trainable: str
 
 
 def finetune_model(model, batch_of, y: torch.Tensor, epochs: int, trainable: str, lr: float, seed: int,
-                   cross_validated: bool = True, progress: bool = False, blend: bool = False):
+                   cross_validated: bool = True, progress: bool = False,
+                   blend_inputs: tuple[np.ndarray, np.ndarray] | None = None):
     """A fine-tuned copy of ``model`` on labels ``y`` (``batch_of(indices)`` batches those networks),
     trained ``epochs`` epochs, its label scale matched to the family's. Returns the model and
-    :func:`cross_validate`'s scores and outputs (empty with ``cross_validated=False``; ``blend``: see there)."""
-    scores, outputs = (cross_validate(model, batch_of, y, epochs, trainable, lr, seed, blend) if cross_validated
+    :func:`cross_validate`'s scores and outputs (empty with ``cross_validated=False``; ``blend_inputs``: see there)."""
+    scores, outputs = (cross_validate(model, batch_of, y, epochs, trainable, lr, seed, blend_inputs) if cross_validated
                        else ({}, {}))
     tuned = _fit(copy.deepcopy(model), batch_of, y, epochs, trainable, lr, seed, progress)
     _match_scale(tuned, batch_of(np.arange(len(y))), y)
@@ -180,15 +181,15 @@ def finetune_predictor(base: "Predictor", graphs, labels: np.ndarray, epochs: in
         raise ValueError(f"fine-tuning needs at least 5 labelled networks, got {len(graphs)}")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    y = torch.as_tensor(labels, dtype=torch.float32)
+    y, batch = torch.as_tensor(labels, dtype=torch.float32), collate(graphs)
+    # the blend starts from the base's own network (a base that is itself blended gives only that)
+    blend_inputs = zero_shot_inputs(base.model, batch) if blend else None
     model, scores, outputs = finetune_model(base.model, lambda idx: collate([graphs[i] for i in idx]), y, epochs,
                                             trainable, lr, seed, cross_validated=recalibrate, progress=progress,
-                                            blend=blend)
-    batch = collate(graphs)
+                                            blend_inputs=blend_inputs)
     with torch.no_grad():
         family = model.embed(batch).numpy()
-    # the blend starts from the base's own network (a base that is itself blended gives only that)
-    pretrained_blend = PretrainedBlend.from_labels(base.model, batch, labels) if blend else None
+    pretrained_blend = PretrainedBlend(base.model, *blend_inputs, labels) if blend else None
     centers = np.concatenate([np.asarray(base.ood["centers"]), family])
     ood = {**ood_threshold(family, centers), "threshold": float(base.ood["threshold"])}
     metadata = {**base.metadata, "finetuned_from": base.metadata.get("name", ""), "finetuned_on": source,
