@@ -7,8 +7,8 @@ mean z-scored prediction of each group of checkpoints (a seed ensemble).
 GROUP names the recipe (``4 layers``, ``6 layers``, ...); a CKPT is a Lightning checkpoint of
 ``predict-train fit --config experiments/gennape_nb101.yaml [overrides]`` or a shipped name. Writes
 experiments/results/seed_variance.md (``--out STEM``: STEM.md). ``--tail-windows W ...`` scores
-every checkpoint once per value of ``predictors.size_prior.TAIL_WINDOW`` (how far up its FLOPs
-span a size-label checkpoint reads the slope it extends below them).
+every checkpoint once per tail window (how far up its FLOPs span a size-label checkpoint reads the
+slope it extends below them; ``predictors.size_prior.TAIL_WINDOW``) instead of the one it stores.
 """
 from __future__ import annotations
 
@@ -38,23 +38,23 @@ def main() -> None:
     parser.add_argument("--out", default="seed_variance", help="results file stem in experiments/results")
     parser.add_argument("--tail-windows", type=float, nargs="+", default=None,
                         help="score size-label checkpoints with each of these TAIL_WINDOW values "
-                             "(predictors/size_prior.py) instead of the shipped one, one group each")
+                             "(predictors/size_prior.py) instead of the one each stores, one group each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
 
-    from predictors import size_prior
     from predictors.metrics import srcc
 
     families = {key: load_family(key) for key in KEYS}
     truth = {key: column(dataset, "y") for key, dataset in families.items()}
     rows, groups = [], defaultdict(list)
-    windows = args.tail_windows or [size_prior.TAIL_WINDOW]
+    windows = args.tail_windows or [None]  # None: the window each checkpoint stores
     for window, pair in itertools.product(windows, args.checkpoints):
         group, _, checkpoint = pair.partition("=")
-        group = f"{group}, tail window {window:g}" if args.tail_windows else group
-        size_prior.TAIL_WINDOW = window
+        group = f"{group}, tail window {window:g}" if window is not None else group
         model = lean_model(checkpoint).eval()
+        if window is not None and model.transform.kind == "size":
+            model.transform.tail_window.fill_(window)
         predictions = {key: predict(model, dataset) for key, dataset in families.items()}
         groups[group].append(predictions)
         rows.append((f"{group}: `{Path(checkpoint).name}`", {key: srcc(p, truth[key]) for key, p in predictions.items()}))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 # h is stored at SIZE_KNOTS evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
+from . import size_prior
 from .size_prior import SIZE_KNOTS, SizePrior, tail_slope
 
 KINDS = ("flops", "size", "zscore", "none")
@@ -34,6 +35,12 @@ class LabelTransform(nn.Module):
         if kind == "size":  # only here, so checkpoints of the other kinds keep their state dict
             self.register_buffer("knots", torch.linspace(0.0, 1.0, SIZE_KNOTS))
             self.register_buffer("size_effect", torch.zeros(SIZE_KNOTS))
+            self.register_buffer("tail_window", torch.tensor(size_prior.TAIL_WINDOW))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.kind == "size":  # checkpoints saved before the window was stored extended h by today's
+            state_dict.setdefault(prefix + "tail_window", torch.tensor(size_prior.TAIL_WINDOW))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _divisor(self, macs: torch.Tensor) -> torch.Tensor:
         if self.kind != "flops":
@@ -48,7 +55,7 @@ class LabelTransform(nn.Module):
         if self.kind != "size":
             return torch.zeros_like(macs)
         x = torch.log10(macs.to(self.knots.dtype) + 1.0)
-        slope = tail_slope(self.knots, self.size_effect)
+        slope = tail_slope(self.knots, self.size_effect, self.tail_window)
         return self._between_knots(x) + (x - self.knots[0]).clamp_max(0.0) * slope
 
     def _between_knots(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +68,7 @@ class LabelTransform(nn.Module):
         knots, values = SizePrior.fit(macs.double().numpy(), y.double().numpy()).resampled()
         self.knots.copy_(torch.from_numpy(knots))
         self.size_effect.copy_(torch.from_numpy(values))
+        self.tail_window.fill_(size_prior.TAIL_WINDOW)
 
     def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
         """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:

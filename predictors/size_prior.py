@@ -30,12 +30,14 @@ TAIL_WINDOW = 0.25
 SIZE_KNOTS = 64
 
 
-def tail_slope(knots, values):
-    """Slope of ``values`` (at evenly spaced ``knots``, numpy or torch) over their lowest
-    :data:`TAIL_WINDOW`, the one rule of the size prior and of size-residual labels."""
-    position = TAIL_WINDOW * (len(knots) - 1)
-    run = (knots[-1] - knots[0]) * TAIL_WINDOW
-    if TAIL_WINDOW <= 0 or not run > 0:
+def tail_slope(knots, values, window: float):
+    """Slope of ``values`` (at evenly spaced ``knots``, numpy or torch) over their lowest ``window``
+    (a fraction of the span; :data:`TAIL_WINDOW` when fitted), the one rule of the size prior and of
+    size-residual labels. Each stores the window it was fitted with, so a checkpoint keeps its own."""
+    window = float(window)
+    position = window * (len(knots) - 1)
+    run = (knots[-1] - knots[0]) * window
+    if window <= 0 or not run > 0:
         return 0.0 * values[0]
     i = min(int(position), len(knots) - 2)
     rise = values[i] + (position - i) * (values[i + 1] - values[i]) - values[0]
@@ -44,10 +46,12 @@ def tail_slope(knots, values):
 
 class SizePrior:
     """Piecewise-linear, non-decreasing accuracy over log10(FLOPs + 1): ``fit(macs, labels)``,
-    ``predict(macs)``; its breakpoints travel in the checkpoint (``to_state`` / ``from_state``)."""
+    ``predict(macs)``; its breakpoints and tail window travel in the checkpoint (``to_state`` /
+    ``from_state``; a state saved before the window was stored gets today's :data:`TAIL_WINDOW`)."""
 
-    def __init__(self, log_flops=(), accuracy=()):
+    def __init__(self, log_flops=(), accuracy=(), tail_window: float | None = None):
         self.log_flops, self.accuracy = np.asarray(log_flops, dtype=float), np.asarray(accuracy, dtype=float)
+        self.tail_window = TAIL_WINDOW if tail_window is None else float(tail_window)
 
     @classmethod
     def fit(cls, macs, labels) -> "SizePrior":
@@ -65,17 +69,17 @@ class SizePrior:
 
     def predict(self, macs) -> np.ndarray:
         """Linear between breakpoints; above them flat (accuracy saturates); below them falling along
-        the slope of their lowest ``TAIL_WINDOW`` (held flat, every smaller network would tie)."""
+        the slope of their lowest ``tail_window`` (held flat, every smaller network would tie)."""
         x = np.log10(np.asarray(macs, dtype=float) + 1)
-        slope = tail_slope(*self.resampled())
+        slope = tail_slope(*self.resampled(), self.tail_window)
         return np.interp(x, self.log_flops, self.accuracy) + np.minimum(x - self.log_flops[0], 0.0) * slope
 
     def to_state(self) -> dict:
-        return {"log_flops": self.log_flops.tolist(), "accuracy": self.accuracy.tolist()}
+        return {"log_flops": self.log_flops.tolist(), "accuracy": self.accuracy.tolist(), "tail_window": self.tail_window}
 
     @classmethod
     def from_state(cls, state: dict) -> "SizePrior":
-        return cls(state["log_flops"], state["accuracy"])
+        return cls(state["log_flops"], state["accuracy"], state.get("tail_window"))
 
 
 def fit_on_training_split(data_config: dict):

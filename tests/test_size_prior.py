@@ -161,3 +161,28 @@ def test_the_network_and_the_prior_extend_size_by_one_rule(nb301_halves, monkeyp
     edge = transform.ranking_score(torch.zeros(2), torch.stack([smallest * 0.999, smallest])) * transform.std
     assert float(edge[1] - edge[0]) == pytest.approx(0.0, abs=0.01)
     assert (float(below.std()) < 1e-3) == (window == 0.0)  # flat only at window 0
+
+
+def test_a_checkpoint_extends_size_by_the_window_it_was_fitted_with(nb301_halves, monkeypatch):
+    """Saved and loaded, h and the size prior keep their tail window whatever ``TAIL_WINDOW`` says
+    later; a state saved before the window was stored loads (strictly) with today's."""
+    from predictors import size_prior
+
+    y, macs, small, large = nb301_halves
+    monkeypatch.setattr(size_prior, "TAIL_WINDOW", 0.5)
+    transform = LabelTransform("size").fit(y[large], macs[large])
+    prior = SizePrior.fit(macs[large].numpy(), y[large].numpy())
+    below = transform.ranking_score(torch.zeros(len(small)), macs[small])
+    state, prior_state = transform.state_dict(), json.loads(json.dumps(prior.to_state()))
+    monkeypatch.setattr(size_prior, "TAIL_WINDOW", 0.1)
+    reloaded = LabelTransform("size")
+    reloaded.load_state_dict(state)
+    assert torch.allclose(reloaded.ranking_score(torch.zeros(len(small)), macs[small]), below)
+    assert np.allclose(SizePrior.from_state(prior_state).predict(macs[small].numpy()),
+                       prior.predict(macs[small].numpy()))
+    legacy = LabelTransform("size")
+    legacy.load_state_dict({k: v for k, v in state.items() if k != "tail_window"})
+    assert float(legacy.tail_window) == pytest.approx(0.1)
+    assert not torch.allclose(legacy.ranking_score(torch.zeros(len(small)), macs[small]), below)
+    legacy_prior = SizePrior.from_state({k: v for k, v in prior_state.items() if k != "tail_window"})
+    assert legacy_prior.tail_window == pytest.approx(0.1)
