@@ -98,14 +98,35 @@ class _LeanGraphConv(nn.Module):
         return self.lin_rel(summed) + self.lin_root(h)
 
 
+class _LeanAttentionPool(nn.Module):
+    """Softmax-gated sum of each graph's node states (torch_geometric ``AttentionalAggregation`` with
+    a linear gate, the same parameter names)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.gate_nn = nn.Linear(width, 1)
+
+    def forward(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        gate = self.gate_nn(h).squeeze(1)
+        top = torch.full((num_graphs,), -torch.inf, dtype=h.dtype).scatter_reduce(0, batch, gate, "amax")
+        weight = (gate - top[batch]).exp()
+        total = torch.zeros(num_graphs, dtype=h.dtype).index_add_(0, batch, weight)
+        weight = weight / (total[batch] + 1e-16)
+        return torch.zeros(num_graphs, h.size(1), dtype=h.dtype).index_add_(0, batch, h * weight.unsqueeze(1))
+
+
+POOLINGS = ("mean", "sum", "attention")
+
+
 class LeanEncoder(nn.Module):
-    """Plain-torch twin of ``CGEncoder(conv="graphconv", pooling="mean" | "sum")``."""
+    """Plain-torch twin of ``CGEncoder(conv="graphconv")`` with any of its poolings."""
 
     def __init__(self, width: int = 96, layers: int = 4, pooling: str = "mean", **_ignored):
         super().__init__()
-        if pooling not in ("mean", "sum"):
-            raise ValueError(f"the lean encoder pools by mean or sum, not {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"the lean encoder pools by {', '.join(POOLINGS)}, not {pooling!r}")
         self.pooling = pooling
+        self.pool = _LeanAttentionPool(width) if pooling == "attention" else None
         self.op_embedding = nn.Embedding(len(CATEGORIES), width)
         self.feature_projection = nn.Linear(NUM_FEATURES, width)
         self.forward_convs = nn.ModuleList(_LeanGraphConv(width) for _ in range(layers))
@@ -120,6 +141,8 @@ class LeanEncoder(nn.Module):
                 h = norm(h + torch.relu(fwd(h, data.edge_index) + bwd(h, reverse)))
         else:  # inference: sparse sums over neighbours, no per-edge tensors
             h = self._fast_layers(self._embed_nodes(data), data.edge_index)
+        if self.pool is not None:
+            return self.pool(h, data.batch, data.num_graphs)
         pooled = torch.zeros(data.num_graphs, h.size(1), dtype=h.dtype).index_add_(0, data.batch, h)
         if self.pooling == "mean":
             counts = torch.bincount(data.batch, minlength=data.num_graphs).clamp_min(1).unsqueeze(1)

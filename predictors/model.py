@@ -56,7 +56,7 @@ class PerformancePredictor(nn.Module):
                  learn_centers: bool = False, label_transform: str = "flops", projection_dim: int = 64,
                  lean: bool = False):
         super().__init__()
-        if lean and conv == "graphconv" and pooling in ("mean", "sum"):
+        if lean and conv == "graphconv":
             from graph_encoders.lean import LeanEncoder
 
             self.encoder = LeanEncoder(width, layers, pooling)
