@@ -107,8 +107,8 @@ class _LeanAttentionPool(nn.Module):
         self.gate_nn = nn.Linear(width, 1)
 
     def forward(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-        gate = self.gate_nn(h).squeeze(1)
-        top = torch.full((num_graphs,), -torch.inf, dtype=h.dtype).scatter_reduce(0, batch, gate, "amax")
+        gate = self.gate_nn(h).squeeze(1).to(h.dtype)
+        top = torch.full((num_graphs,), -torch.inf, dtype=h.dtype).scatter_reduce(0, batch, gate.detach(), "amax")
         weight = (gate - top[batch]).exp()
         total = torch.zeros(num_graphs, dtype=h.dtype).index_add_(0, batch, weight)
         weight = weight / (total[batch] + 1e-16)

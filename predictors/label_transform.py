@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# h is stored at SIZE_KNOTS evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
 from . import size_prior
-from .size_prior import SIZE_KNOTS, SizePrior, tail_slope
+
+# h is stored at SIZE_KNOTS evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
+from .size_prior import LEGACY_TAIL_WINDOW, SIZE_KNOTS, SizePrior, tail_slope
 
 KINDS = ("flops", "size", "zscore", "none")
 
@@ -38,8 +39,8 @@ class LabelTransform(nn.Module):
             self.register_buffer("tail_window", torch.tensor(size_prior.TAIL_WINDOW))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if self.kind == "size":  # checkpoints saved before the window was stored extended h by today's
-            state_dict.setdefault(prefix + "tail_window", torch.tensor(size_prior.TAIL_WINDOW))
+        if self.kind == "size" and prefix + "knots" in state_dict:  # saved before the window was stored
+            state_dict.setdefault(prefix + "tail_window", torch.tensor(LEGACY_TAIL_WINDOW))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _divisor(self, macs: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,10 @@ import numpy as np
 # held flat), read off the fit resampled at SIZE_KNOTS even points. A quarter spans several isotonic
 # blocks: the lowest block alone is often flat, pooled at the edge. From a tenth to a half of the
 # span, NB-201 zero-shot SRCC moves by at most 0.018 (experiments/results/seed_variance_tail.md).
+# New fits store it; changing it leaves saved checkpoints as they were.
 TAIL_WINDOW = 0.25
+# What states saved before the window was stored get: 0.25, the only window since it was introduced.
+LEGACY_TAIL_WINDOW = 0.25
 SIZE_KNOTS = 64
 
 
@@ -47,7 +50,7 @@ def tail_slope(knots, values, window: float):
 class SizePrior:
     """Piecewise-linear, non-decreasing accuracy over log10(FLOPs + 1): ``fit(macs, labels)``,
     ``predict(macs)``; its breakpoints and tail window travel in the checkpoint (``to_state`` /
-    ``from_state``; a state saved before the window was stored gets today's :data:`TAIL_WINDOW`)."""
+    ``from_state``; a state saved before the window was stored gets :data:`LEGACY_TAIL_WINDOW`)."""
 
     def __init__(self, log_flops=(), accuracy=(), tail_window: float | None = None):
         self.log_flops, self.accuracy = np.asarray(log_flops, dtype=float), np.asarray(accuracy, dtype=float)
@@ -79,7 +82,7 @@ class SizePrior:
 
     @classmethod
     def from_state(cls, state: dict) -> "SizePrior":
-        return cls(state["log_flops"], state["accuracy"], state.get("tail_window"))
+        return cls(state["log_flops"], state["accuracy"], state.get("tail_window", LEGACY_TAIL_WINDOW))
 
 
 def fit_on_training_split(data_config: dict):

@@ -54,6 +54,23 @@ def test_lean_encoder_matches_torch_geometric(graphs, pooling):
     assert expected.std(0).min() > 0  # different networks, different embeddings
 
 
+def test_lean_attention_pooling_is_stable_with_large_gates_and_empty_graphs():
+    """Gates in the thousands overflow a plain softmax; a graph with no nodes pools to zeros."""
+    from torch_geometric.nn.aggr import AttentionalAggregation
+
+    from graph_encoders.lean import _LeanAttentionPool
+
+    torch.manual_seed(0)
+    lean = _LeanAttentionPool(8)
+    with torch.no_grad():
+        lean.gate_nn.weight.mul_(1e3)
+    pyg = AttentionalAggregation(lean.gate_nn)
+    h, batch = torch.randn(20, 8), torch.tensor([0] * 7 + [2] * 13)  # graph 1 is empty
+    got = lean(h, batch, 3)
+    assert torch.isfinite(got).all() and torch.equal(got[1], torch.zeros(8))
+    assert torch.allclose(got, pyg(h, batch, dim_size=3), atol=1e-5)
+
+
 def test_node_budget_batches_cover_every_graph_in_order_within_the_budget(graphs):
     budget = max(g.num_nodes for g in graphs)
     batches = list(node_budget_batches(graphs, max_graphs=3, max_nodes=budget))

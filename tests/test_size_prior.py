@@ -164,25 +164,36 @@ def test_the_network_and_the_prior_extend_size_by_one_rule(nb301_halves, monkeyp
 
 
 def test_a_checkpoint_extends_size_by_the_window_it_was_fitted_with(nb301_halves, monkeypatch):
-    """Saved and loaded, h and the size prior keep their tail window whatever ``TAIL_WINDOW`` says
-    later; a state saved before the window was stored loads (strictly) with today's."""
+    """Saved and loaded, h and the size prior keep the tail window of their fit whatever
+    ``TAIL_WINDOW`` says later; a state saved before the window was stored loads (strictly, inside
+    a whole predictor too) with ``LEGACY_TAIL_WINDOW``."""
     from predictors import size_prior
+    from predictors.model import PerformancePredictor
 
     y, macs, small, large = nb301_halves
+    transform = LabelTransform("size")  # built under one window, fitted under another
     monkeypatch.setattr(size_prior, "TAIL_WINDOW", 0.5)
-    transform = LabelTransform("size").fit(y[large], macs[large])
+    transform.fit(y[large], macs[large])
+    assert float(transform.tail_window) == pytest.approx(0.5)
     prior = SizePrior.fit(macs[large].numpy(), y[large].numpy())
     below = transform.ranking_score(torch.zeros(len(small)), macs[small])
+    prior_below = prior.predict(macs[small].numpy())
     state, prior_state = transform.state_dict(), json.loads(json.dumps(prior.to_state()))
+
     monkeypatch.setattr(size_prior, "TAIL_WINDOW", 0.1)
     reloaded = LabelTransform("size")
     reloaded.load_state_dict(state)
     assert torch.allclose(reloaded.ranking_score(torch.zeros(len(small)), macs[small]), below)
-    assert np.allclose(SizePrior.from_state(prior_state).predict(macs[small].numpy()),
-                       prior.predict(macs[small].numpy()))
+    assert np.allclose(SizePrior.from_state(prior_state).predict(macs[small].numpy()), prior_below)
+    assert np.allclose(prior.predict(macs[small].numpy()), prior_below)
+
     legacy = LabelTransform("size")
     legacy.load_state_dict({k: v for k, v in state.items() if k != "tail_window"})
-    assert float(legacy.tail_window) == pytest.approx(0.1)
+    assert float(legacy.tail_window) == pytest.approx(size_prior.LEGACY_TAIL_WINDOW)
     assert not torch.allclose(legacy.ranking_score(torch.zeros(len(small)), macs[small]), below)
     legacy_prior = SizePrior.from_state({k: v for k, v in prior_state.items() if k != "tail_window"})
-    assert legacy_prior.tail_window == pytest.approx(0.1)
+    assert legacy_prior.tail_window == pytest.approx(size_prior.LEGACY_TAIL_WINDOW)
+    assert not np.allclose(legacy_prior.predict(macs[small].numpy()), prior_below)
+    model = PerformancePredictor(width=16, layers=1, label_transform="size")
+    old_format = {k: v for k, v in model.state_dict().items() if k != "transform.tail_window"}
+    PerformancePredictor(width=16, layers=1, label_transform="size").load_state_dict(old_format)  # strict
