@@ -12,10 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import size_prior
-
 # h is stored at SIZE_KNOTS evenly spaced log-FLOPs points: fixed-size buffers, part of the checkpoint format
-from .size_prior import LEGACY_TAIL_WINDOW, SIZE_KNOTS, SizePrior, tail_slope
+from .size_prior import LEGACY_TAIL_WINDOW, SIZE_KNOTS, TAIL_WINDOW, SizePrior, tail_slope
 
 KINDS = ("flops", "size", "zscore", "none")
 
@@ -36,7 +34,7 @@ class LabelTransform(nn.Module):
         if kind == "size":  # only here, so checkpoints of the other kinds keep their state dict
             self.register_buffer("knots", torch.linspace(0.0, 1.0, SIZE_KNOTS))
             self.register_buffer("size_effect", torch.zeros(SIZE_KNOTS))
-            self.register_buffer("tail_window", torch.tensor(size_prior.TAIL_WINDOW))
+            self.register_buffer("tail_window", torch.tensor(TAIL_WINDOW))  # the fit's, once fitted
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if self.kind == "size" and prefix + "knots" in state_dict:  # saved before the window was stored
@@ -66,10 +64,11 @@ class LabelTransform(nn.Module):
         return self.size_effect[right - 1] + w * (self.size_effect[right] - self.size_effect[right - 1])
 
     def _fit_size_effect(self, y: torch.Tensor, macs: torch.Tensor) -> None:
-        knots, values = SizePrior.fit(macs.double().numpy(), y.double().numpy()).resampled()
+        prior = SizePrior.fit(macs.double().numpy(), y.double().numpy())
+        knots, values = prior.resampled()
         self.knots.copy_(torch.from_numpy(knots))
         self.size_effect.copy_(torch.from_numpy(values))
-        self.tail_window.fill_(size_prior.TAIL_WINDOW)
+        self.tail_window.fill_(prior.tail_window)
 
     def fit(self, y: torch.Tensor, macs: torch.Tensor, size_effect: str = "refit") -> "LabelTransform":
         """Statistics from labels ``y``. For ``size``, ``size_effect`` says what happens to h:
