@@ -9,8 +9,9 @@ SRCC with accuracy of the prediction, of h alone and of r alone; how r follows s
 FLOPs) and how it follows what size does not explain (SRCC with the residual of a least-squares
 line of accuracy on log FLOPs, fitted on the target's labels: a diagnosis, nothing is fitted for
 prediction); its spread against h's; and the SRCC of h + w * r for each ``--weights`` w (w = 1 is
-the prediction). Then, for NB-301, how simple DARTS cell statistics follow accuracy and that
-FLOPs residual. Writes experiments/results/size_residual.md (``--out STEM``: STEM.md).
+the prediction). Then how simple cell statistics follow accuracy, its FLOPs residual and each
+checkpoint's r on NB-301, and the same statistics' NB-101 counterparts on NB-101's labels (the
+pretraining networks, >= 80 %). Writes experiments/results/size_residual.md (``--out STEM``: STEM.md).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def cell_depth(cell) -> int:
     return max(depth[k] for k in range(2, len(cell) // 2 + 2))
 
 
-def cell_statistics(arch) -> dict[str, int]:
+def darts_statistics(arch) -> dict[str, int]:
     from bench_data.spaces.darts import OPS
 
     stats = {}
@@ -54,6 +55,25 @@ def cell_statistics(arch) -> dict[str, int]:
         stats[f"{name} cell: skip connections"] = ops.count("skip_connect")
         stats[f"{name} cell: depth (operations on the longest path)"] = cell_depth(cell)
     return stats
+
+
+def nb101_statistics(arch) -> dict[str, int]:
+    matrix, ops = arch
+    depth = [0] * len(ops)  # operations on the longest path into each vertex (the output is not one)
+    for j in range(1, len(ops)):
+        depth[j] = max(depth[i] for i in range(j) if matrix[i][j]) + (j < len(ops) - 1)
+    return {"pools": ops.count("maxpool3x3"), "3x3 convolutions": ops.count("conv3x3-bn-relu"),
+            "1x1 convolutions": ops.count("conv1x1-bn-relu"), "input -> output edge (an identity path)": matrix[0][-1],
+            "depth (operations on the longest path)": depth[-1]}
+
+
+def statistics_rows(stats: list[dict], y: np.ndarray, macs: np.ndarray, others: list[np.ndarray]) -> list[str]:
+    """One row per statistic: SRCC with accuracy, with its FLOPs residual and with each of ``others``."""
+    from predictors.metrics import srcc
+
+    residual = flops_residual(y, macs)
+    return ["| " + " | ".join([name] + [f"{srcc([s[name] for s in stats], v):.3f}" for v in (y, residual, *others)]) + " |"
+            for name in stats[0]]
 
 
 def main() -> None:
@@ -72,9 +92,10 @@ def main() -> None:
     macs = {key: column(dataset, "macs") for key, dataset in families.items()}
     columns = ["prediction", "h alone", "r alone", "SRCC(r, log FLOPs)", "SRCC(r, FLOPs residual)", "std r / std h"]
     columns += [f"h + {w:g} r" for w in args.weights]
-    rows = []
+    rows, names, nb301_r = [], [], []
     for pair in args.checkpoints:
         name, _, checkpoint = pair.partition("=")
+        names.append(name)
         model = lean_model(checkpoint).eval()
         if model.transform.kind != "size":
             raise SystemExit(f"{checkpoint}: label transform {model.transform.kind!r}, not size: no size part to split off")
@@ -88,14 +109,16 @@ def main() -> None:
             cells += [srcc(h + w * r, y) for w in args.weights]
             rows.append(f"| {name} | {KEYS[key]} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
             print(rows[-1], flush=True)
+            if key == "nb301/cifar10":
+                nb301_r.append(r)
 
-    records = families["nb301/cifar10"].records
-    archs = [records[int(d.index)].arch for d in families["nb301/cifar10"]]
-    y = truth["nb301/cifar10"]
-    residual = flops_residual(y, macs["nb301/cifar10"])
-    stats = [cell_statistics(arch) for arch in archs]
-    cell_rows = [f"| {stat} | {srcc([s[stat] for s in stats], y):.3f} | {srcc([s[stat] for s in stats], residual):.3f} |"
-                 for stat in stats[0]]
+    nb301 = families["nb301/cifar10"]
+    darts_rows = statistics_rows([darts_statistics(nb301.records[int(d.index)].arch) for d in nb301],
+                                 truth["nb301/cifar10"], macs["nb301/cifar10"], nb301_r)
+    nb101 = load_family("nb101/val_acc_108")
+    nb101 = nb101[torch.from_numpy(column(nb101, "y") >= 80.0)]
+    nb101_rows = statistics_rows([nb101_statistics(nb101.records[int(d.index)].arch) for d in nb101],
+                                 column(nb101, "y"), column(nb101, "macs"), [])
 
     lines = ["# Zero-shot prediction = size part h + network residual r", "",
              "Command: `python experiments/size_residual.py --checkpoints " + " ".join(f"'{c}'" for c in args.checkpoints)
@@ -105,8 +128,12 @@ def main() -> None:
              "extended below it); r: prediction - h. FLOPs residual: accuracy minus its least-squares line on log FLOPs "
              "over the target's labels (diagnosis only). Every checkpoint is pretrained on NB-101 alone.", "",
              "| checkpoint | target | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns), *rows, "",
-             f"## NB-301 ({len(archs)} networks): DARTS cell statistics", "",
-             "| statistic | SRCC with accuracy | SRCC with the FLOPs residual |", "|---|---|---|", *cell_rows]
+             f"## NB-301 ({len(nb301)} networks): DARTS cell statistics", "",
+             "| statistic | SRCC with accuracy | SRCC with the FLOPs residual | "
+             + " | ".join(f"SRCC with r of {name}" for name in names) + " |", "|---|---|---|" + "---|" * len(names),
+             *darts_rows, "",
+             f"## NB-101 ({len(nb101)} networks >= 80 %, the pretraining family): cell statistics", "",
+             "| statistic | SRCC with accuracy | SRCC with the FLOPs residual |", "|---|---|---|", *nb101_rows]
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
