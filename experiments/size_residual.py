@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
-KEYS = {"nb201_no_none/cifar10": "NB-201 4,096", "nb201/cifar10": "NB-201 all", "nb301/cifar10": "NB-301"}
-POOLS, PARAMETRIC = {"max_pool_3x3", "avg_pool_3x3"}, {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+from predictors.metrics import srcc  # noqa: E402
+POOLS = {"max_pool_3x3", "avg_pool_3x3"}
+PARAMETRIC = {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+MIN_LABEL = 80.0  # the NB-101 networks the pretraining keeps (gennape_nb101.yaml's min_label)
 
 
 def flops_residual(y: np.ndarray, macs: np.ndarray) -> np.ndarray:
@@ -58,19 +60,19 @@ def darts_statistics(arch) -> dict[str, int]:
 
 
 def nb101_statistics(arch) -> dict[str, int]:
+    from wiring_effect import conv_depth
+
     matrix, ops = arch
-    depth = [0] * len(ops)  # operations on the longest path into each vertex (the output is not one)
-    for j in range(1, len(ops)):
-        depth[j] = max(depth[i] for i in range(j) if matrix[i][j]) + (j < len(ops) - 1)
+    last = len(ops) - 1
+    edges = [(i, j, int(j < last)) for j in range(1, len(ops)) for i in range(j) if matrix[i][j]]  # output: no op
     return {"pools": ops.count("maxpool3x3"), "3x3 convolutions": ops.count("conv3x3-bn-relu"),
-            "1x1 convolutions": ops.count("conv1x1-bn-relu"), "input -> output edge (an identity path)": matrix[0][-1],
-            "depth (operations on the longest path)": depth[-1]}
+            "1x1 convolutions": ops.count("conv1x1-bn-relu"),
+            "input -> output edge (a 1x1-projected shortcut)": matrix[0][-1],
+            "depth (operations on the longest path)": conv_depth(edges, len(ops))}
 
 
 def statistics_rows(stats: list[dict], y: np.ndarray, macs: np.ndarray, others: list[np.ndarray]) -> list[str]:
     """One row per statistic: SRCC with accuracy, with its FLOPs residual and with each of ``others``."""
-    from predictors.metrics import srcc
-
     residual = flops_residual(y, macs)
     return ["| " + " | ".join([name] + [f"{srcc([s[name] for s in stats], v):.3f}" for v in (y, residual, *others)]) + " |"
             for name in stats[0]]
@@ -84,8 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
-
-    from predictors.metrics import srcc
+    from seed_variance import KEYS
 
     families = {key: load_family(key) for key in KEYS}
     truth = {key: column(dataset, "y") for key, dataset in families.items()}
@@ -116,7 +117,7 @@ def main() -> None:
     darts_rows = statistics_rows([darts_statistics(nb301.records[int(d.index)].arch) for d in nb301],
                                  truth["nb301/cifar10"], macs["nb301/cifar10"], nb301_r)
     nb101 = load_family("nb101/val_acc_108")
-    nb101 = nb101[torch.from_numpy(column(nb101, "y") >= 80.0)]
+    nb101 = nb101[torch.from_numpy(column(nb101, "y") >= MIN_LABEL)]
     nb101_rows = statistics_rows([nb101_statistics(nb101.records[int(d.index)].arch) for d in nb101],
                                  column(nb101, "y"), column(nb101, "macs"), [])
 
@@ -126,13 +127,14 @@ def main() -> None:
              + f" --out {args.out}`  ",
              "SRCC with accuracy unless the column says otherwise. h: the checkpoint's size effect (fitted on NB-101, "
              "extended below it); r: prediction - h. FLOPs residual: accuracy minus its least-squares line on log FLOPs "
-             "over the target's labels (diagnosis only). Every checkpoint is pretrained on NB-101 alone.", "",
+             "over the target's labels (diagnosis only). Every checkpoint is pretrained on NB-101 alone. On NB-201 all, the "
+             "341 networks whose output ignores the input are predicted at chance, so their r is chance - h.", "",
              "| checkpoint | target | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns), *rows, "",
              f"## NB-301 ({len(nb301)} networks): DARTS cell statistics", "",
              "| statistic | SRCC with accuracy | SRCC with the FLOPs residual | "
              + " | ".join(f"SRCC with r of {name}" for name in names) + " |", "|---|---|---|" + "---|" * len(names),
              *darts_rows, "",
-             f"## NB-101 ({len(nb101)} networks >= 80 %, the pretraining family): cell statistics", "",
+             f"## NB-101 ({len(nb101):,} networks >= {MIN_LABEL:g} %, the pretraining family): cell statistics", "",
              "| statistic | SRCC with accuracy | SRCC with the FLOPs residual |", "|---|---|---|", *nb101_rows]
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
