@@ -17,10 +17,10 @@ from torch_geometric.nn import GATv2Conv, GINConv, GINEConv, GraphConv, global_a
 from torch_geometric.nn.aggr import AttentionalAggregation
 
 from .features import NUM_FEATURES
+from .lean import POOLINGS  # the plain-torch twin pools the same ways; one list for both
 from .vocabulary import CATEGORIES
 
 CONVS = ("graphconv", "gin", "gine", "gat")
-POOLINGS = ("mean", "sum", "attention")
 
 
 def _mlp(width: int) -> nn.Sequential:
