@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
+from bench_data.spaces.darts import OPS  # noqa: E402
 from predictors.metrics import srcc  # noqa: E402
+from wiring_effect import conv_depth  # noqa: E402
+
 POOLS = {"max_pool_3x3", "avg_pool_3x3"}
 PARAMETRIC = {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
 MIN_LABEL = 80.0  # the NB-101 networks the pretraining keeps (gennape_nb101.yaml's min_label)
@@ -47,8 +50,6 @@ def cell_depth(cell) -> int:
 
 
 def darts_statistics(arch) -> dict[str, int]:
-    from bench_data.spaces.darts import OPS
-
     stats = {}
     for name, cell in zip(("normal", "reduction"), arch):
         ops = [OPS[op] for _, op in cell]
@@ -60,8 +61,6 @@ def darts_statistics(arch) -> dict[str, int]:
 
 
 def nb101_statistics(arch) -> dict[str, int]:
-    from wiring_effect import conv_depth
-
     matrix, ops = arch
     last = len(ops) - 1
     edges = [(i, j, int(j < last)) for j in range(1, len(ops)) for i in range(j) if matrix[i][j]]  # output: no op
