@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 RESULTS = ROOT / "experiments" / "results"
 from bench_data.spaces.darts import OPS  # noqa: E402
 from predictors.metrics import srcc  # noqa: E402
+from seed_variance import KEYS  # noqa: E402
 from wiring_effect import conv_depth  # noqa: E402
 
 POOLS = {"max_pool_3x3", "avg_pool_3x3"}
@@ -85,7 +86,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from gennape_protocol import column, lean_model, load_family, predict
-    from seed_variance import KEYS
 
     families = {key: load_family(key) for key in KEYS}
     truth = {key: column(dataset, "y") for key, dataset in families.items()}
