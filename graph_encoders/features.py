@@ -26,6 +26,12 @@ Tensor layout convention for channels / height / width: rank 4 is NCHW; rank 3 i
 (batch, sequence, hidden) as in transformers, so channels = hidden and height = sequence length;
 rank 2 is (batch, features); rank 5 (NCDHW) folds depth into height; rank 1 is (features,).
 
+An encoder can be told to ignore some of a node's sizes (``node_sizes``, :data:`HIDDEN_SIZE_COLUMNS`):
+``all`` reads every column; ``spatial`` hides what scales with a family's widths (channels, weight
+shapes, per-node MACs, parameters and output elements) and keeps heights and widths, which mark the
+same stage of a network in every family on the same images; ``none`` hides every size (columns 9-19
+remain). The graph-level FLOPs and parameters the heads read are never hidden.
+
 Graph-level: ``macs``, ``params`` and ``folded_cost``, the :func:`cost_totals` of the nodes folded
 out of the graph (they run, so latency counts them; the GNN does not see them).
 """
@@ -40,6 +46,22 @@ from .vocabulary import CATEGORY_INDEX
 
 FEATURE_VERSION = 1
 NUM_FEATURES = 25
+
+
+HIDDEN_SIZE_COLUMNS = {
+    "all": (),
+    "spatial": (0, 3, 6, 20, 21, 22, 23, 24),
+    "none": (*range(0, 9), *range(20, 25)),
+}
+
+
+def visible_columns(node_sizes: str = "all") -> torch.Tensor:
+    """(NUM_FEATURES,) mask: 1.0 for the feature columns an encoder with this ``node_sizes`` reads."""
+    if node_sizes not in HIDDEN_SIZE_COLUMNS:
+        raise ValueError(f"node_sizes must be one of {tuple(HIDDEN_SIZE_COLUMNS)}, got {node_sizes!r}")
+    mask = torch.ones(NUM_FEATURES)
+    mask[list(HIDDEN_SIZE_COLUMNS[node_sizes])] = 0.0
+    return mask
 
 
 def chw(shape: Shape) -> tuple[int, int, int]:

@@ -16,7 +16,7 @@ from torch import nn
 from torch_geometric.nn import GATv2Conv, GINConv, GINEConv, GraphConv, global_add_pool, global_mean_pool
 from torch_geometric.nn.aggr import AttentionalAggregation
 
-from .features import NUM_FEATURES
+from .features import NUM_FEATURES, visible_columns
 from .lean import POOLINGS  # the plain-torch twin pools the same ways; one list for both
 from .vocabulary import CATEGORIES
 
@@ -52,15 +52,19 @@ class CGEncoder(nn.Module):
             (default 0.15). Category embeddings start at zero, and a category never seen in
             training stays at zero, so hiding teaches the encoder to judge such an operator by its
             shapes, kernel and costs alone: what zero-shot transfer to new operators needs.
+        node_sizes (str): which size columns of the node features it reads: ``all`` (default),
+            ``spatial`` (heights and widths, not channels or costs) or ``none``
+            (:data:`graph_encoders.features.HIDDEN_SIZE_COLUMNS`).
     """
 
     def __init__(self, width: int = 96, layers: int = 4, conv: str = "graphconv", pooling: str = "mean",
-                 dropout: float = 0.1, op_dropout: float = 0.15):
+                 dropout: float = 0.1, op_dropout: float = 0.15, node_sizes: str = "all"):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.width, self.num_layers, self.conv_kind, self.pooling_kind = width, layers, conv, pooling
-        self.op_dropout = op_dropout
+        self.op_dropout, self.node_sizes = op_dropout, node_sizes
+        self.register_buffer("feature_mask", visible_columns(node_sizes), persistent=False)
         self.op_embedding = nn.Embedding(len(CATEGORIES), width)
         nn.init.zeros_(self.op_embedding.weight)
         self.feature_projection = nn.Linear(NUM_FEATURES, width)
@@ -88,7 +92,7 @@ class CGEncoder(nn.Module):
         category = self.op_embedding(data.op)
         if self.training and self.op_dropout > 0:
             category = category * (torch.rand(category.size(0), 1, device=category.device) >= self.op_dropout)
-        h = category + self.feature_projection(data.x)
+        h = category + self.feature_projection(data.x * self.feature_mask)
         states = [h]
         reverse = data.edge_index.flip(0)
         for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
@@ -107,4 +111,4 @@ class CGEncoder(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(width={self.width}, layers={self.num_layers}, conv={self.conv_kind}, "
-                f"pooling={self.pooling_kind})")
+                f"pooling={self.pooling_kind}, node_sizes={self.node_sizes})")

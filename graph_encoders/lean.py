@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import NUM_FEATURES, folded_cost, node_tensors
+from .features import NUM_FEATURES, folded_cost, node_tensors, visible_columns
 from .vocabulary import CATEGORIES
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -121,7 +121,7 @@ POOLINGS = ("mean", "sum", "attention")
 class LeanEncoder(nn.Module):
     """Plain-torch twin of ``CGEncoder(conv="graphconv")`` with any of its poolings."""
 
-    def __init__(self, width: int = 96, layers: int = 4, pooling: str = "mean", **_ignored):
+    def __init__(self, width: int = 96, layers: int = 4, pooling: str = "mean", node_sizes: str = "all", **_ignored):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"the lean encoder pools by {', '.join(POOLINGS)}, not {pooling!r}")
@@ -129,13 +129,14 @@ class LeanEncoder(nn.Module):
         self.pool = _LeanAttentionPool(width) if pooling == "attention" else None
         self.op_embedding = nn.Embedding(len(CATEGORIES), width)
         self.feature_projection = nn.Linear(NUM_FEATURES, width)
+        self.register_buffer("feature_mask", visible_columns(node_sizes), persistent=False)
         self.forward_convs = nn.ModuleList(_LeanGraphConv(width) for _ in range(layers))
         self.backward_convs = nn.ModuleList(_LeanGraphConv(width) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(layers))
 
     def forward(self, data) -> torch.Tensor:
         if torch.is_grad_enabled():  # training (fine-tuning): the layer modules, differentiable
-            h = self.op_embedding(data.op) + self.feature_projection(data.x)
+            h = self.op_embedding(data.op) + nn.functional.linear(data.x, self._projection_weight(), self.feature_projection.bias)
             reverse = data.edge_index.flip(0)
             for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
                 h = norm(h + torch.relu(fwd(h, data.edge_index) + bwd(h, reverse)))
@@ -167,7 +168,12 @@ class LeanEncoder(nn.Module):
 
     def _embed_nodes(self, data) -> torch.Tensor:
         h = nn.functional.embedding(data.op, self.op_embedding.weight)
-        return h.addmm_(data.x, self.feature_projection.weight.t()).add_(self.feature_projection.bias)
+        return h.addmm_(data.x, self._projection_weight().t()).add_(self.feature_projection.bias)
+
+    def _projection_weight(self) -> torch.Tensor:
+        """The input projection's weight, zero on the feature columns ``node_sizes`` hides (the same as
+        masking the features, without a second (nodes x features) tensor)."""
+        return self.feature_projection.weight * self.feature_mask
 
 
 def _layer_norm_(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:

@@ -20,7 +20,7 @@ from .api import CHECKPOINT_DIR, Predictor, calibrate, ood_threshold
 from .metrics import all_metrics
 
 MODEL_KEYS = ("width", "layers", "conv", "pooling", "dropout", "n_clusters", "head_hidden", "fuzzifier",
-              "learn_centers", "label_transform")
+              "learn_centers", "label_transform", "node_sizes")
 
 
 def export(lightning_ckpt: Path, config: dict, out: Path, recipe: str, command: str) -> dict:

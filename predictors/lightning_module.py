@@ -63,6 +63,7 @@ class PredictorModule(L.LightningModule):
         fuzzifier: float = 2.0,
         learn_centers: bool = False,
         label_transform: str = "flops",
+        node_sizes: str = "all",
         mse_weight: float = 1.0,
         rank_weight: float = 0.5,
         contrastive_weight: float = 0.2,
@@ -82,7 +83,7 @@ class PredictorModule(L.LightningModule):
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
         self.save_hyperparameters()
         self.model = PerformancePredictor(width, layers, conv, pooling, dropout, n_clusters, head_hidden, fuzzifier,
-                                          learn_centers, label_transform)
+                                          learn_centers, label_transform, node_sizes=node_sizes)
         if init_from:
             self.model.load_state_dict(pretrained_state(init_from), strict=False)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []

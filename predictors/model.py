@@ -48,22 +48,23 @@ def constant_output_mask(graphs) -> np.ndarray:
 class PerformancePredictor(nn.Module):
     """Args: width, layers, conv, pooling, dropout (the :class:`CGEncoder`); n_clusters, head_hidden,
     fuzzifier, learn_centers (the :class:`ClusterMixtureHead`); label_transform (``flops``,
-    ``zscore``, ``none``); projection_dim (contrastive projection head); lean (inference with the
+    ``zscore``, ``none``); projection_dim (contrastive projection head); node_sizes (which size columns
+    of the node features the encoder reads: ``all``, ``spatial``, ``none``); lean (inference with the
     plain-torch encoder of :mod:`graph_encoders.lean`, same parameters, no torch-geometric import)."""
 
     def __init__(self, width: int = 96, layers: int = 4, conv: str = "graphconv", pooling: str = "mean",
                  dropout: float = 0.1, n_clusters: int = 4, head_hidden: int = 64, fuzzifier: float = 2.0,
                  learn_centers: bool = False, label_transform: str = "flops", projection_dim: int = 64,
-                 lean: bool = False):
+                 node_sizes: str = "all", lean: bool = False):
         super().__init__()
         if lean and conv == "graphconv":
             from graph_encoders.lean import LeanEncoder
 
-            self.encoder = LeanEncoder(width, layers, pooling)
+            self.encoder = LeanEncoder(width, layers, pooling, node_sizes)
         else:
             from graph_encoders.gnn import CGEncoder
 
-            self.encoder = CGEncoder(width, layers, conv, pooling, dropout)
+            self.encoder = CGEncoder(width, layers, conv, pooling, dropout, node_sizes=node_sizes)
         self.embedding_dim = width + 2
         self.head = ClusterMixtureHead(self.embedding_dim, n_clusters, head_hidden, fuzzifier, learn_centers)
         self.head.set_centers(self.head.centers.detach().clone())  # identical cluster MLPs until clustering

@@ -35,15 +35,16 @@ def _random_predictor(seed=0, **kwargs) -> Predictor:
     return Predictor(model, {"a": 1.0, "b": 0.01}, {"centers": centers, "threshold": 5.0}, {"trained_on": ["test"]}, hparams)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "sum", "attention"])
-def test_lean_encoder_matches_torch_geometric(graphs, pooling):
+@pytest.mark.parametrize("pooling, node_sizes", [("mean", "all"), ("sum", "all"), ("attention", "all"),
+                                                  ("mean", "spatial"), ("mean", "none")])
+def test_lean_encoder_matches_torch_geometric(graphs, pooling, node_sizes):
     """In inference and in fine-tuning (gradients on: the layer modules instead of the fused path)."""
     torch.manual_seed(0)
-    pyg = PerformancePredictor(width=32, layers=3, pooling=pooling).eval()
+    pyg = PerformancePredictor(width=32, layers=3, pooling=pooling, node_sizes=node_sizes).eval()
     with torch.no_grad():  # layer-norm scales and shifts away from their 1 / 0 initialisation
         for p in pyg.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    lean = PerformancePredictor(width=32, layers=3, pooling=pooling, lean=True).eval()
+    lean = PerformancePredictor(width=32, layers=3, pooling=pooling, node_sizes=node_sizes, lean=True).eval()
     lean.load_state_dict(pyg.state_dict())
     batch, lean_batch = Batch.from_data_list([g.to_pyg() for g in graphs]), collate(graphs)
     expected = pyg.embed(batch).detach()
@@ -52,6 +53,32 @@ def test_lean_encoder_matches_torch_geometric(graphs, pooling):
         assert torch.allclose(expected, lean.embed(lean_batch), atol=1e-5)
         assert torch.allclose(pyg(batch), lean(lean_batch), atol=1e-5)
     assert expected.std(0).min() > 0  # different networks, different embeddings
+
+
+def test_node_sizes_hide_channel_widths_or_every_size_from_the_encoder():
+    """A ResNet, the same ResNet twice as wide, and the same ResNet on images twice as large: an
+    encoder reading ``spatial`` sizes tells only the larger images apart, one reading ``none`` none of
+    them, one reading ``all`` every one (the heads' graph-level FLOPs and parameters aside)."""
+    from graph_encoders import export_torch
+    from graph_encoders.gnn import CGEncoder
+
+    from .zoo import ResNet
+
+    torch.manual_seed(0)
+    narrow, wide = ResNet(widths=(16, 32, 64, 128)).eval(), ResNet(widths=(32, 64, 128, 256)).eval()
+    variants = [export_torch(narrow, torch.randn(1, 3, 32, 32)), export_torch(wide, torch.randn(1, 3, 32, 32)),
+                export_torch(narrow, torch.randn(1, 3, 64, 64))]
+    batch = Batch.from_data_list([onnx_to_cg(v).to_pyg() for v in variants])
+    differs = {}
+    for node_sizes in ("all", "spatial", "none"):
+        torch.manual_seed(0)
+        encoder = CGEncoder(width=32, layers=2, node_sizes=node_sizes).eval()
+        with torch.no_grad():
+            h = encoder(batch)
+        differs[node_sizes] = [not torch.allclose(h[0], h[i], atol=1e-6) for i in (1, 2)]
+    assert differs == {"all": [True, True], "spatial": [False, True], "none": [False, False]}
+    with pytest.raises(ValueError, match="node_sizes"):
+        CGEncoder(node_sizes="channels")
 
 
 def test_lean_attention_pooling_is_stable_with_large_gates_and_empty_graphs():
@@ -79,8 +106,9 @@ def test_node_budget_batches_cover_every_graph_in_order_within_the_budget(graphs
     assert len(list(node_budget_batches(graphs, max_nodes=1))) == len(graphs)  # oversized graphs go alone
 
 
-def test_checkpoint_round_trip_and_batch_invariance(tmp_path, graphs):
-    predictor = _random_predictor()
+@pytest.mark.parametrize("node_sizes", ["all", "spatial"])
+def test_checkpoint_round_trip_and_batch_invariance(tmp_path, graphs, node_sizes):
+    predictor = _random_predictor(node_sizes=node_sizes)
     path = tmp_path / "tiny.ckpt"
     predictor.save(path)
     loaded = Predictor.from_pretrained(path)

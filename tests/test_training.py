@@ -8,6 +8,7 @@ import torch
 
 from bench_data.datamodule import BenchDataModule
 from bench_data.paths import MissingBenchmarkFile
+from graph_encoders.features import visible_columns
 from predictors.lightning_module import PredictorModule
 from predictors.metrics import kendall_tau, srcc
 
@@ -63,8 +64,9 @@ def test_training_starts_from_a_shipped_or_lightning_checkpoint(tmp_path, zoo_ex
 
 
 def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_dir(tmp_path, monkeypatch):
-    """``predict-train fit --config experiments/gennape_nb101.yaml`` with command-line overrides: the
-    recipe's own file parses, trains, and the checkpoint, CSV log and config land under the
+    """``predict-train fit --config experiments/gennape_nb101.yaml`` with an overlay config
+    (``spatial_sizes.yaml``) and command-line overrides: the recipe's own files parse, the overlay's
+    encoder setting reaches the model, it trains, and the checkpoint, CSV log and config land under the
     overridden ``--trainer.default_root_dir`` (the loggers' ``save_dir`` in the YAML follows it)."""
     from pathlib import Path
 
@@ -74,10 +76,11 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
         BenchDataModule("nb201/cifar10", limit=120, workers=0).setup()
     except MissingBenchmarkFile as err:
         pytest.skip(str(err))
-    config = Path(__file__).resolve().parents[1] / "experiments" / "gennape_nb101.yaml"
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setattr("sys.argv", ["predict-train"])  # pytest's own arguments are not the CLI's
-    main(["fit", "--config", str(config), "--data.keys", "[nb201/cifar10]", "--data.limit", "120",
+    main(["fit", "--config", str(experiments / "gennape_nb101.yaml"), "--config", str(experiments / "spatial_sizes.yaml"),
+          "--data.keys", "[nb201/cifar10]", "--data.limit", "120",
           "--data.workers", "0", "--data.batch_size", "32", "--data.min_label", "null",
           "--model.width", "16", "--model.layers", "2", "--model.cluster_epoch", "1",
           "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "1.0", "--trainer.enable_progress_bar", "false",
@@ -88,7 +91,8 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
     saved = next(tmp_path.rglob("config.yaml")).read_text()  # the run's record names where it went
     assert saved.count(f"save_dir: {tmp_path}") == 2 and "experiments/runs" not in saved
     module = PredictorModule.load_from_checkpoint(checkpoints[0])
-    assert module.hparams.width == 16 and module.hparams.layers == 2
+    assert module.hparams.width == 16 and module.hparams.layers == 2 and module.hparams.node_sizes == "spatial"
+    assert module.model.encoder.feature_mask.tolist() == visible_columns("spatial").tolist()
 
 
 def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monkeypatch):
