@@ -1,6 +1,7 @@
 """Turn a Lightning training checkpoint into a small, self-describing predictor checkpoint.
 
     python -m predictors.export RUN.ckpt --config experiments/gennape_nb101.yaml --name nb101
+    python -m predictors.export RUN.ckpt --config experiments/gennape_nb101.yaml --config experiments/spatial_sizes.yaml --name nb101_spatial
 
 It calibrates the uncertainty on the validation split (never seen in training), sets the
 out-of-distribution threshold from the training embeddings, records metadata (data, seed, recipe,
@@ -68,6 +69,21 @@ def export(lightning_ckpt: Path, config: dict, out: Path, recipe: str, command: 
     return metadata
 
 
+def merged_config(paths: list[Path]) -> dict:
+    """The YAML files merged as ``predict-train fit --config A --config B`` merges them: a later file's
+    keys override, mappings merge key by key."""
+    def merge(base: dict, overlay: dict) -> dict:
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    config: dict = {}
+    for path in paths:
+        config = merge(config, yaml.safe_load(path.read_text()) or {})
+    return config
+
+
 def _collate(items):
     from torch_geometric.data import Batch
 
@@ -77,14 +93,15 @@ def _collate(items):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lightning_ckpt", type=Path)
-    parser.add_argument("--config", type=Path, required=True, help="the experiment YAML the run used")
+    parser.add_argument("--config", type=Path, required=True, action="append",
+                        help="the experiment YAML the run used; repeat for overlays, in the run's order")
     parser.add_argument("--name", required=True, help="checkpoint name (predictors/checkpoints/<name>.ckpt)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = yaml.safe_load(args.config.read_text())
+    config = merged_config(args.config)
     out = args.out or CHECKPOINT_DIR / f"{args.name}.ckpt"
-    recipe = f"predict-train fit --config {args.config.as_posix()}"
+    recipe = "predict-train fit " + " ".join(f"--config {path.as_posix()}" for path in args.config)
     command = " ".join(["python -m predictors.export", *(argv if argv is not None else sys.argv[1:])])
     metadata = export(args.lightning_ckpt, config, out, recipe, command)
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} KB); validation {metadata['validation']}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -96,16 +97,16 @@ def fit_on_training_split(data_config: dict):
 
 
 def main(argv: list[str] | None = None) -> None:
-    import yaml
-
     from .api import Predictor, checkpoint_path
+    from .export import merged_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default")
-    parser.add_argument("--config", required=True, help="the experiment YAML the checkpoint was trained with")
+    parser.add_argument("--config", required=True, type=Path, action="append",
+                        help="the experiment YAML the checkpoint was trained with; repeat for overlays")
     parser.add_argument("--out", default=None, help="output checkpoint (default: rewrite --checkpoint)")
     args = parser.parse_args(argv)
-    config = yaml.safe_load(open(args.config))
+    config = merged_config(args.config)
     prior, data = fit_on_training_split(config["data"])
     train = data.train_set
     predictor = Predictor.from_pretrained(args.checkpoint)

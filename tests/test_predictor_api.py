@@ -55,20 +55,27 @@ def test_lean_encoder_matches_torch_geometric(graphs, pooling, node_sizes):
     assert expected.std(0).min() > 0  # different networks, different embeddings
 
 
-def test_node_sizes_hide_channel_widths_or_every_size_from_the_encoder():
-    """A ResNet, the same ResNet twice as wide, and the same ResNet on images twice as large: an
-    encoder reading ``spatial`` sizes tells only the larger images apart, one reading ``none`` none of
-    them, one reading ``all`` every one (the heads' graph-level FLOPs and parameters aside)."""
+@pytest.fixture(scope="module")
+def resnet_variants():
+    """CGs of a ResNet, the same ResNet twice as wide, and the first on images twice as large."""
     from graph_encoders import export_torch
-    from graph_encoders.gnn import CGEncoder
 
     from .zoo import ResNet
 
     torch.manual_seed(0)
     narrow, wide = ResNet(widths=(16, 32, 64, 128)).eval(), ResNet(widths=(32, 64, 128, 256)).eval()
-    variants = [export_torch(narrow, torch.randn(1, 3, 32, 32)), export_torch(wide, torch.randn(1, 3, 32, 32)),
-                export_torch(narrow, torch.randn(1, 3, 64, 64))]
-    batch = Batch.from_data_list([onnx_to_cg(v).to_pyg() for v in variants])
+    exports = [export_torch(narrow, torch.randn(1, 3, 32, 32)), export_torch(wide, torch.randn(1, 3, 32, 32)),
+               export_torch(narrow, torch.randn(1, 3, 64, 64))]
+    return [onnx_to_cg(proto) for proto in exports]
+
+
+def test_node_sizes_hide_channel_widths_or_every_size_from_the_encoder(resnet_variants):
+    """An encoder reading ``spatial`` sizes tells only the larger images apart, one reading ``none``
+    none of the three networks, one reading ``all`` every one (the heads' graph-level FLOPs and
+    parameters aside)."""
+    from graph_encoders.gnn import CGEncoder
+
+    batch = Batch.from_data_list([g.to_pyg() for g in resnet_variants])
     differs = {}
     for node_sizes in ("all", "spatial", "none"):
         torch.manual_seed(0)
@@ -79,6 +86,17 @@ def test_node_sizes_hide_channel_widths_or_every_size_from_the_encoder():
     assert differs == {"all": [True, True], "spatial": [False, True], "none": [False, False]}
     with pytest.raises(ValueError, match="node_sizes"):
         CGEncoder(node_sizes="channels")
+
+
+@pytest.mark.skipif("nb101_spatial" not in available_checkpoints(), reason="the nb101_spatial checkpoint is not shipped")
+def test_the_shipped_spatial_checkpoint_embeds_networks_of_other_widths_alike(resnet_variants):
+    """Its setting survives export and loading: the GNN part of the embedding (all but the last two
+    columns, log FLOPs and parameters) ignores the doubled widths, not the larger images."""
+    graph_part = Predictor.from_pretrained("nb101_spatial").embed(resnet_variants)[:, :-2]
+    assert np.allclose(graph_part[0], graph_part[1], atol=1e-5)
+    assert not np.allclose(graph_part[0], graph_part[2], atol=1e-3)
+    nb101 = Predictor.from_pretrained("nb101").embed(resnet_variants)[:, :-2]
+    assert not np.allclose(nb101[0], nb101[1], atol=1e-3)
 
 
 def test_lean_attention_pooling_is_stable_with_large_gates_and_empty_graphs():
