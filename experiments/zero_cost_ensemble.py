@@ -1,6 +1,6 @@
 """The NASWOT proxy computed from each network's ONNX graph, beside the predictor (issue 5).
 
-    python experiments/zero_cost_ensemble.py [--checkpoint nb101] [--shots 50] [--draws 5] [--workers 2]
+    python experiments/zero_cost_ensemble.py [--checkpoint nb101] [--shots 50] [--draws 5] [--workers 2] [--out STEM]
 
 :func:`predictors.zero_cost.naswot` scores every network of NB-201 (15,625) and NB-301 (725) from
 the ONNX graph the CG comes from (synthetic images, fresh weights; cached under
@@ -12,7 +12,7 @@ the ONNX graph the CG comes from (synthetic images, fresh weights; cached under
   :func:`predictors.few_shot.few_shot` from the zero-shot column alone, with NASWOT as a second
   column, and from the zero-shot ensemble instead; each blend averaged with the fine-tuned
   predictor; and the fine-tuned predictor's ranks joined with the zero-shot ensemble's.
-Writes experiments/results/zero_cost_ensemble.md (+ .json, .png).
+Writes experiments/results/zero_cost_ensemble.md (+ .json, .png), or ``--out``'s stem.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ RESULTS = ROOT / "experiments" / "results"
 FAMILIES = {"nb201/cifar10": "naswot", "nb301/cifar10": "zc:nwot"}  # the benchmark's own NASWOT column
 BARS = {"nb201/cifar10": 0.82, "nb201_no_none/cifar10": 0.88, "nb301/cifar10": 0.55}
 SHOT_BARS = {"nb201/cifar10": 0.93, "nb301/cifar10": 0.89}
+OUT = "zero_cost_ensemble"
 PROXY_VERSION = 2  # bump when predictors.zero_cost's score changes (2: weights drawn in the order of use)
 
 _SPACE = None
@@ -143,7 +144,7 @@ def run_family(key: str, args) -> dict:
 
 def write_results(results: list[dict], args) -> None:
     command = (f"python experiments/zero_cost_ensemble.py --checkpoint {args.checkpoint} --shots {args.shots} "
-               f"--draws {args.draws}")
+               f"--draws {args.draws}" + (f" --out {args.out}" if args.out != OUT else ""))
     zero_shot = {key: rows for result in results for key, rows in result["zero_shot"].items()}
     names = list(next(iter(zero_shot.values())))
     lines = ["# NASWOT from the ONNX graph, beside the predictor", "", f"Command: `{command}`  ",
@@ -166,13 +167,13 @@ def write_results(results: list[dict], args) -> None:
     for result in results:
         for d in result["draws"]:
             lines.append(f"| {result['key']} | {d['draw']} | " + " | ".join(f"{d[m]:.3f}" for m in methods) + " |")
-    (RESULTS / "zero_cost_ensemble.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "zero_cost_ensemble.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
-    _plot(zero_shot)
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    _plot(zero_shot, RESULTS / f"{args.out}.png")
     print("\n".join(lines))
 
 
-def _plot(zero_shot: dict) -> None:
+def _plot(zero_shot: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,7 +190,7 @@ def _plot(zero_shot: dict) -> None:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", ncols=3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "zero_cost_ensemble.png", dpi=130)
+    fig.savefig(path, dpi=130)
 
 
 def main() -> None:
@@ -198,6 +199,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=50)
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2, help="processes computing NASWOT")
+    parser.add_argument("--out", default=OUT, help="results file stem in experiments/results")
     args = parser.parse_args()
     results = [run_family(key, args) for key in FAMILIES]
     write_results(results, args)
