@@ -103,6 +103,10 @@ What the numbers mean:
             without `none`, 0.584 on NB-301 (experiments/results/zero_cost_ensemble.md).
             JSON: "proxy_rank".
 
+Checkpoints (--checkpoint): `default` (NB-101 + NB-201 + NB-301, latency heads); `nb101` (NB-101
+only, the GENNAPE protocol); `nb101_spatial` (NB-101 only, its GNN blind to channel widths and
+per-node costs: for a family whose widths differ from NB-101's, such as DARTS cells); a .ckpt path.
+
 Subcommands: `predict convert --help` (ONNX -> computation graph), `predict finetune --help`."""
 
 
