@@ -95,6 +95,21 @@ def test_experiment_config_runs_through_the_cli_and_keeps_the_run_in_its_root_di
     assert module.model.encoder.feature_mask.tolist() == visible_columns("spatial").tolist()
 
 
+def test_export_merges_overlay_configs_as_the_cli_does():
+    """``python -m predictors.export RUN.ckpt --config BASE --config OVERLAY`` rebuilds the run's data
+    split from the merged files: the overlay's keys override, the base's others stay."""
+    from pathlib import Path
+
+    from predictors.export import merged_config
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    config = merged_config([experiments / "gennape_nb101.yaml", experiments / "spatial_sizes.yaml"])
+    assert config["model"]["node_sizes"] == "spatial" and config["model"]["label_transform"] == "size"
+    assert config["data"]["min_label"] == 80.0 and config["seed_everything"] == 0
+    assert config["trainer"]["default_root_dir"] == "experiments/runs/spatial_sizes"
+    assert config["trainer"]["max_epochs"] == 30 and len(config["trainer"]["callbacks"]) == 2
+
+
 def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monkeypatch):
     """With :class:`ClusteringAwareEMA`, fuzzy c-means runs on the averaged encoder (not the last
     step's weights), and the trained model is exactly what the heads were fitted to: the encoder
