@@ -136,7 +136,8 @@ class LeanEncoder(nn.Module):
 
     def forward(self, data) -> torch.Tensor:
         if torch.is_grad_enabled():  # training (fine-tuning): the layer modules, differentiable
-            h = self.op_embedding(data.op) + nn.functional.linear(data.x, self._projection_weight(), self.feature_projection.bias)
+            projected = nn.functional.linear(data.x, self._projection_weight(), self.feature_projection.bias)
+            h = self.op_embedding(data.op) + projected
             reverse = data.edge_index.flip(0)
             for fwd, bwd, norm in zip(self.forward_convs, self.backward_convs, self.norms):
                 h = norm(h + torch.relu(fwd(h, data.edge_index) + bwd(h, reverse)))
