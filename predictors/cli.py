@@ -100,7 +100,8 @@ What the numbers mean:
   rank      with --proxy and several files: the mean of the network's percentile ranks among the
             files by accuracy and by NASWOT (1 = best of them). From `nb101` on families it never
             saw it ranks better than either alone: SRCC 0.902 on NAS-Bench-201's 4,096 cells
-            without `none`, 0.584 on NB-301 (experiments/results/zero_cost_ensemble.md).
+            without `none`, 0.584 on NB-301 (experiments/results/zero_cost_ensemble.md); from
+            `nb101_spatial` 0.915 and 0.649 (zero_cost_ensemble_spatial.md).
             JSON: "proxy_rank".
 
 Checkpoints (--checkpoint): `default` (NB-101 + NB-201 + NB-301, latency heads); `nb101` (NB-101
