@@ -110,6 +110,20 @@ def test_export_merges_overlay_configs_as_the_cli_does():
     assert config["trainer"]["max_epochs"] == 30 and len(config["trainer"]["callbacks"]) == 2
 
 
+def test_exported_checkpoints_record_every_model_setting_training_can_change():
+    """``predictors.export`` stores ``MODEL_KEYS`` as the checkpoint's hyperparameters and every loader
+    rebuilds the network from them: a setting the training module passes to the network but the
+    export leaves out (``node_sizes`` before session 20) would load as its default, silently."""
+    import inspect
+
+    from predictors.export import MODEL_KEYS
+    from predictors.model import PerformancePredictor
+
+    trainable_settings = set(inspect.signature(PerformancePredictor).parameters) & set(
+        inspect.signature(PredictorModule).parameters)
+    assert trainable_settings <= set(MODEL_KEYS)
+
+
 def test_weight_averaging_clusters_and_ships_the_averaged_encoder(tmp_path, monkeypatch):
     """With :class:`ClusteringAwareEMA`, fuzzy c-means runs on the averaged encoder (not the last
     step's weights), and the trained model is exactly what the heads were fitted to: the encoder
